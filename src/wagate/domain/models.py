@@ -1,0 +1,118 @@
+"""Value types shared by the domain, the store, the Cloud API client and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MessageType(StrEnum):
+    TEXT = "text"
+    INTERACTIVE = "interactive"
+    TEMPLATE = "template"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContent:
+    """What the business asked to send, validated. `type` is derived, never given."""
+
+    type: MessageType
+    body: str
+    header: str | None = None
+    footer: str | None = None
+    buttons: tuple[Button, ...] = ()
+    preview_url: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type.value, "body": self.body}
+        if self.type is MessageType.TEXT:
+            out["preview_url"] = self.preview_url
+        else:
+            out["header"] = self.header
+            out["footer"] = self.footer
+            out["buttons"] = [{"id": b.id, "title": b.title} for b in self.buttons]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MessageContent:
+        return cls(
+            type=MessageType(data["type"]),
+            body=data["body"],
+            header=data.get("header"),
+            footer=data.get("footer"),
+            buttons=tuple(Button(b["id"], b["title"]) for b in data.get("buttons") or ()),
+            preview_url=bool(data.get("preview_url", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A validated `POST /v1/messages` body (the token is handled before this)."""
+
+    phone: str  # E.164: "+" and digits
+    content: MessageContent
+    reply_to: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    channel: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetaError:
+    """An error as Meta reported it: numeric code, title, details."""
+
+    code: int | None
+    title: str
+    details: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A customer's message to the business, parsed from a Cloud API webhook."""
+
+    phone_number_id: str  # the business number it was sent to
+    wa_id: str  # the customer's WhatsApp id (digits, no "+")
+    wamid: str
+    timestamp: datetime  # when the customer sent it (UTC, from Meta's `timestamp`)
+    kind: str  # Meta's message `type`, or "button_reply" / "list_reply" for interactive taps
+    text: str | None = None  # body text, button title, caption, …
+    button_id: str | None = None  # interactive button_reply id (or list_reply id)
+    button_payload: str | None = None  # template quick-reply `button.payload`
+    context_wamid: str | None = None  # the business message it replies to
+    profile_name: str | None = None
+    # Meta's business-scoped user id (BSUID), when given. A sender who hides their number
+    # (a username user) has no wa_id; wa_id then holds this value instead.
+    user_id: str | None = None
+
+    @property
+    def phone(self) -> str:
+        return "+" + self.wa_id
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A status report for one of our messages, parsed from a Cloud API webhook."""
+
+    phone_number_id: str
+    wamid: str
+    status: Status  # sent, delivered, read or failed
+    timestamp: datetime
+    recipient_id: str | None = None
+    errors: tuple[MetaError, ...] = ()
