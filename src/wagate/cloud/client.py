@@ -1,0 +1,276 @@
+"""A small async client for Meta's WhatsApp Cloud API (Graph API) send endpoint.
+
+`CloudClient.send_message` POSTs a body built by `wagate.cloud.payloads` to
+`{graph_url}/{version}/{phone_number_id}/messages` and returns Meta's message id (wamid), or
+raises `CloudApiError` carrying what Meta said: its numeric code and subcode, a title, details,
+the HTTP status, `Retry-After` and `fbtrace_id`. Network failures raise the same exception with
+`meta_code` and `http_status` both None and a title of "timeout" or "connection error", so the
+dispatcher has one type to classify (retry or give up).
+
+The access token is sent only in the Authorization header: it is never logged, and it is
+scrubbed from anything copied from a response or an exception into a `CloudApiError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from wagate.domain.models import MetaError
+
+GRAPH_API_VERSION = "v23.0"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com"
+
+logger = logging.getLogger(__name__)
+
+_MAX_DETAILS = 500  # characters of a non-JSON error body kept in `details`
+_CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")  # Meta's "(#130429) Rate limit hit"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Meta accepted the message: its id, and the recipient's WhatsApp id when Meta gives one."""
+
+    wamid: str
+    wa_id: str | None = None
+    message_status: str | None = None  # e.g. "accepted", "held_for_quality_assessment"
+
+
+class CloudApiError(Exception):
+    """A send that Meta refused, or that never got an answer.
+
+    meta_code     Meta's numeric error code (130429, 131026, ...); None when Meta gave none
+                  (a non-JSON answer, a timeout, a connection error).
+    title         Meta's message without its "(#code)" prefix, or "timeout" /
+                  "connection error" / "HTTP <status>" / "invalid response".
+    details       `error_data.details` (or Meta's user message); for a non-JSON answer, the
+                  start of the body.
+    http_status   the HTTP status, None when there was no answer.
+    retry_after   seconds from the `Retry-After` header, when present.
+    """
+
+    def __init__(
+        self,
+        meta_code: int | None,
+        title: str,
+        details: str = "",
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        error_subcode: int | None = None,
+        fbtrace_id: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        self.meta_code = meta_code
+        self.title = title
+        self.details = details
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.error_subcode = error_subcode
+        self.fbtrace_id = fbtrace_id
+        self.error_type = error_type
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = []
+        if self.meta_code is not None:
+            parts.append(f"Meta error {self.meta_code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        head = " ".join(parts) or "Cloud API"
+        text = f"{head}: {self.title}"
+        if self.details and self.details != self.title:
+            text += f" ({self.details})"
+        return text
+
+    @property
+    def is_network_error(self) -> bool:
+        """No answer from Meta at all (timeout or connection error)."""
+        return self.http_status is None
+
+    @property
+    def meta_error(self) -> MetaError:
+        return MetaError(code=self.meta_code, title=self.title, details=self.details)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (
+                self.meta_code,
+                self.title,
+                self.details,
+                self.http_status,
+                self.retry_after,
+                self.error_subcode,
+                self.fbtrace_id,
+                self.error_type,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CloudApiError(meta_code={self.meta_code!r}, title={self.title!r}, "
+            f"http_status={self.http_status!r}, error_subcode={self.error_subcode!r}, "
+            f"retry_after={self.retry_after!r}, fbtrace_id={self.fbtrace_id!r})"
+        )
+
+
+class CloudClient:
+    """Sends messages through the Cloud API with a caller-owned `httpx.AsyncClient`.
+
+    The caller configures timeouts and connection limits on the AsyncClient and closes it.
+    """
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def send_message(
+        self,
+        *,
+        graph_url: str,
+        version: str,
+        phone_number_id: str,
+        access_token: str,
+        payload: dict[str, Any],
+    ) -> SendResult:
+        url = messages_url(graph_url, version, phone_number_id)
+        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        try:
+            response = await self._http.post(url, json=payload, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise CloudApiError(None, "timeout", _scrub(_exc_text(exc), access_token)) from None
+        except httpx.HTTPError as exc:  # connect errors, protocol errors, ...
+            raise CloudApiError(
+                None, "connection error", _scrub(_exc_text(exc), access_token)
+            ) from None
+
+        logger.debug(
+            "cloud send to phone_number_id=%s: HTTP %s", phone_number_id, response.status_code
+        )
+        if response.is_success:
+            return _parse_success(response, access_token)
+        raise _parse_error(response, access_token)
+
+
+def messages_url(graph_url: str, version: str, phone_number_id: str) -> str:
+    """`{graph_url}/{version}/{phone_number_id}/messages`, tolerating a trailing slash."""
+    return f"{graph_url.rstrip('/')}/{version.strip('/')}/{phone_number_id}/messages"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+# --------------------------------------------------------------------------- parsing answers
+
+
+def _parse_success(response: httpx.Response, token: str) -> SendResult:
+    body = _json_or_none(response)
+    messages = body.get("messages") if isinstance(body, dict) else None
+    first = messages[0] if isinstance(messages, list) and messages else None
+    wamid = first.get("id") if isinstance(first, dict) else None
+    if not isinstance(wamid, str) or not wamid:
+        raise CloudApiError(
+            None,
+            "invalid response",
+            _scrub(f"no messages[0].id in the answer: {_snippet(response)}", token),
+            http_status=response.status_code,
+        )
+    status = first.get("message_status") if isinstance(first, dict) else None
+    contacts = body.get("contacts") if isinstance(body, dict) else None
+    contact = contacts[0] if isinstance(contacts, list) and contacts else None
+    wa_id = contact.get("wa_id") if isinstance(contact, dict) else None
+    return SendResult(
+        wamid=wamid,
+        wa_id=wa_id.strip() if isinstance(wa_id, str) and wa_id.strip() else None,
+        message_status=status if isinstance(status, str) else None,
+    )
+
+
+def _parse_error(response: httpx.Response, token: str) -> CloudApiError:
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    body = _json_or_none(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return CloudApiError(
+            None,
+            f"HTTP {response.status_code}",
+            _scrub(_snippet(response), token),
+            http_status=response.status_code,
+            retry_after=retry_after,
+        )
+    code = _as_int(error.get("code"))
+    message = _str(error.get("message"))
+    title = _str(error.get("error_user_title")) or _CODE_PREFIX.sub("", message) or message
+    error_data = error.get("error_data")
+    details = _str(error_data.get("details")) if isinstance(error_data, dict) else ""
+    details = details or _str(error.get("error_user_msg"))
+    return CloudApiError(
+        code,
+        _scrub(title or f"HTTP {response.status_code}", token),
+        _scrub(details, token),
+        http_status=response.status_code,
+        retry_after=retry_after,
+        error_subcode=_as_int(error.get("error_subcode")),
+        fbtrace_id=_str(error.get("fbtrace_id")) or None,
+        error_type=_str(error.get("type")) or None,
+    )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:_MAX_DETAILS] + ("…" if len(text) > _MAX_DETAILS else "")
+
+
+def _exc_text(exc: Exception) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "[access token]") if token else text
+
+
+def _str(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
