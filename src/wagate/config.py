@@ -1,0 +1,57 @@
+"""Settings from `WAGATE_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable; every field is a `WAGATE_<NAME>` environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="WAGATE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("wagate-data"), description="SQLite file, sandbox state")
+    database_url: str | None = Field(default=None, description="default: SQLite in data_dir")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="how Meta reaches this server")
+    sandbox: str = Field(default="auto", description="auto (on without real channels), on, off")
+    graph_api_version: str = "v23.0"
+    lease_seconds: float = 60.0
+    dispatch_batch: int = 100
+    dispatch_concurrency: int = 64
+    max_attempts: int = 12
+    send_timeout: float = 15.0
+    sqlite_synchronous: str = Field(default="FULL", description="FULL survives power loss")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'wagate.db').resolve()}"
+
+    @property
+    def local_url(self) -> str:
+        """How this machine reaches the server (the sandbox and the CLI use it)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """How Meta reaches the server (webhook URL shown to users)."""
+        return (self.public_url or self.local_url).rstrip("/")
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgresql://, sqlite:///) and pick our async drivers."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    return url

@@ -1,0 +1,26 @@
+"""Identifiers: a prefix and a time-ordered, unguessable suffix (newest sorts last)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+_lock = threading.Lock()
+_last_ms = 0
+_last_seq = 0
+
+
+def new_id(prefix: str) -> str:
+    """`<prefix>_` + 12 hex digits of milliseconds + 10 hex digits that only increase within a
+    millisecond, so ids made by one process sort in the order they were made."""
+    global _last_ms, _last_seq
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms <= _last_ms:
+            now_ms = _last_ms
+            _last_seq += 1 + secrets.randbelow(1 << 8)
+        else:
+            _last_seq = secrets.randbelow(1 << 38)
+        _last_ms = now_ms
+        return f"{prefix}_{now_ms:012x}{_last_seq:010x}"

@@ -1,0 +1,1 @@
+"""Storage: tables, migrations, the outbox queue and the queries the rest of wagate needs."""

@@ -1,0 +1,253 @@
+"""Accounts, their API tokens (stored only as SHA-256 hashes) and their channels."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wagate.ids import new_id
+from wagate.store.tables import accounts, api_tokens, channels
+
+TOKEN_PREFIX = "wg_"
+# last_used_at is a hint for humans; writing it on every request would cost a write per send.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class AlreadyExists(Exception):
+    """A name or number that must be unique is taken."""
+
+
+class UnknownAccount(LookupError):
+    """No account by that name or id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    account_id: str
+    phone_number_id: str
+    waba_id: str
+    display_phone_number: str | None
+    access_token: str
+    app_secret: str
+    verify_token: str
+    graph_url: str
+    mps: int
+    is_default: bool
+    is_sandbox: bool
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown: secrets are never echoed back."""
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "phone_number_id": self.phone_number_id,
+            "waba_id": self.waba_id,
+            "display_phone_number": self.display_phone_number,
+            "graph_url": self.graph_url,
+            "mps": self.mps,
+            "is_default": self.is_default,
+            "is_sandbox": self.is_sandbox,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 32 random bytes, so a fast hash is as safe as a slow one and costs nothing
+    # per request.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_account(
+    conn: AsyncConnection, *, name: str, now: datetime, api_rate: int = 1000
+) -> dict[str, Any]:
+    if await find_account(conn, name=name) is not None:
+        raise AlreadyExists(f"an account named {name!r} exists already")
+    row = {"id": new_id("acc"), "name": name, "api_rate": api_rate, "created_at": now}
+    await conn.execute(accounts.insert().values(**row))
+    return row
+
+
+async def find_account(conn: AsyncConnection, *, name: str) -> dict[str, Any] | None:
+    result = await conn.execute(select(accounts).where(accounts.c.name == name))
+    row = result.mappings().first()
+    return dict(row) if row else None
+
+
+async def require_account(conn: AsyncConnection, *, name: str) -> dict[str, Any]:
+    account = await find_account(conn, name=name)
+    if account is None:
+        raise UnknownAccount(f"no account named {name!r}; create it with `wagate accounts create`")
+    return account
+
+
+async def list_accounts(conn: AsyncConnection) -> list[dict[str, Any]]:
+    result = await conn.execute(select(accounts).order_by(accounts.c.created_at))
+    return [dict(r) for r in result.mappings()]
+
+
+async def create_token(
+    conn: AsyncConnection, *, account_id: str, name: str, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """Returns the token (shown once, never stored) and its stored row."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = {
+        "id": new_id("tok"),
+        "account_id": account_id,
+        "name": name,
+        "prefix": token[:10],
+        "token_hash": hash_token(token),
+        "created_at": now,
+        "last_used_at": None,
+        "revoked_at": None,
+    }
+    await conn.execute(api_tokens.insert().values(**row))
+    return token, row
+
+
+async def list_tokens(conn: AsyncConnection, *, account_id: str | None) -> list[dict[str, Any]]:
+    query = select(api_tokens).order_by(api_tokens.c.created_at)
+    if account_id is not None:
+        query = query.where(api_tokens.c.account_id == account_id)
+    result = await conn.execute(query)
+    return [dict(r) for r in result.mappings()]
+
+
+async def revoke_token(
+    conn: AsyncConnection, *, token_id: str, account_id: str | None, now: datetime
+) -> bool:
+    """Revoke by token id or by its prefix; returns whether a live token was revoked."""
+    query = update(api_tokens).where(
+        (api_tokens.c.id == token_id) | (api_tokens.c.prefix == token_id),
+        api_tokens.c.revoked_at.is_(None),
+    )
+    if account_id is not None:
+        query = query.where(api_tokens.c.account_id == account_id)
+    result = await conn.execute(query.values(revoked_at=now))
+    return result.rowcount > 0
+
+
+async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> str | None:
+    """The account id of a live token, or None for unknown and revoked tokens alike (one
+    indexed lookup either way, so the two cannot be told apart by timing)."""
+    result = await conn.execute(
+        select(api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.last_used_at).where(
+            api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None)
+        )
+    )
+    row = result.first()
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        await conn.execute(
+            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
+        )
+    return str(row.account_id)
+
+
+def _channel(row: Any) -> Channel:
+    return Channel(**{k: row[k] for k in Channel.__dataclass_fields__})
+
+
+async def add_channel(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    phone_number_id: str,
+    waba_id: str,
+    access_token: str,
+    app_secret: str,
+    verify_token: str,
+    graph_url: str,
+    mps: int,
+    now: datetime,
+    display_phone_number: str | None = None,
+    is_sandbox: bool = False,
+) -> Channel:
+    existing = await conn.execute(
+        select(channels.c.id).where(channels.c.phone_number_id == phone_number_id)
+    )
+    if existing.first() is not None:
+        raise AlreadyExists(f"phone number id {phone_number_id} is already a channel")
+    has_default = await conn.execute(
+        select(channels.c.id).where(channels.c.account_id == account_id, channels.c.is_default)
+    )
+    row = {
+        "id": new_id("ch"),
+        "account_id": account_id,
+        "phone_number_id": phone_number_id,
+        "waba_id": waba_id,
+        "display_phone_number": display_phone_number,
+        "access_token": access_token,
+        "app_secret": app_secret,
+        "verify_token": verify_token,
+        "graph_url": graph_url.rstrip("/"),
+        "mps": mps,
+        "is_default": has_default.first() is None,
+        "is_sandbox": is_sandbox,
+        "created_at": now,
+    }
+    await conn.execute(channels.insert().values(**row))
+    return _channel(row)
+
+
+async def list_channels(conn: AsyncConnection, *, account_id: str | None = None) -> list[Channel]:
+    query = select(channels).order_by(channels.c.created_at)
+    if account_id is not None:
+        query = query.where(channels.c.account_id == account_id)
+    result = await conn.execute(query)
+    return [_channel(r) for r in result.mappings()]
+
+
+async def get_channel(conn: AsyncConnection, *, channel_id: str) -> Channel | None:
+    result = await conn.execute(select(channels).where(channels.c.id == channel_id))
+    row = result.mappings().first()
+    return _channel(row) if row else None
+
+
+async def channel_for_send(
+    conn: AsyncConnection, *, account_id: str, wanted: str | None
+) -> Channel | None:
+    """The account's channel named by id, phone number id or display number; else its default."""
+    query = select(channels).where(channels.c.account_id == account_id)
+    if wanted:
+        digits = wanted.lstrip("+")
+        query = query.where(
+            (channels.c.id == wanted)
+            | (channels.c.phone_number_id == wanted)
+            | (channels.c.display_phone_number == digits)
+        )
+    else:
+        query = query.order_by(channels.c.is_default.desc(), channels.c.created_at)
+    result = await conn.execute(query.limit(1))
+    row = result.mappings().first()
+    return _channel(row) if row else None
+
+
+async def channels_by_phone_number_id(conn: AsyncConnection, ids: set[str]) -> dict[str, Channel]:
+    if not ids:
+        return {}
+    result = await conn.execute(select(channels).where(channels.c.phone_number_id.in_(ids)))
+    return {r["phone_number_id"]: _channel(r) for r in result.mappings()}
+
+
+async def channels_by_verify_token(conn: AsyncConnection, token: str) -> list[Channel]:
+    result = await conn.execute(select(channels).where(channels.c.verify_token == token))
+    return [_channel(r) for r in result.mappings()]
+
+
+async def all_app_secrets(conn: AsyncConnection) -> list[Channel]:
+    return await list_channels(conn)
+
+
+async def set_channel_graph_url(conn: AsyncConnection, *, channel_id: str, graph_url: str) -> None:
+    await conn.execute(
+        update(channels).where(channels.c.id == channel_id).values(graph_url=graph_url.rstrip("/"))
+    )

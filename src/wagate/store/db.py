@@ -1,0 +1,104 @@
+"""Engines and migrations for SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sync_url(url: str) -> str:
+    """The same database through a synchronous driver (for Alembic and the CLI)."""
+    return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    rest = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    """WAL for concurrent readers; `synchronous=FULL` so a 202 survives power loss;
+    `BEGIN IMMEDIATE` so a transaction that will write takes the lock up front instead of
+    failing half way with SQLITE_BUSY."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _check_synchronous(value: str) -> str:
+    value = value.upper()
+    if value not in {"FULL", "EXTRA", "NORMAL", "OFF"}:
+        raise ValueError(f"WAGATE_SQLITE_SYNCHRONOUS must be FULL, EXTRA, NORMAL or OFF: {value}")
+    return value
+
+
+def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
+    if is_sqlite(url):
+        path = _sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine.sync_engine, _check_synchronous(synchronous))
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def make_sync_engine(url: str, *, synchronous: str = "FULL") -> Engine:
+    url = sync_url(url)
+    if is_sqlite(url):
+        path = _sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        _configure_sqlite(engine, _check_synchronous(synchronous))
+        return engine
+    return create_engine(url, poolclass=NullPool)
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the database to the newest schema (safe to run at every start)."""
+    engine = make_sync_engine(url)
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    finally:
+        engine.dispose()
+
+
+def migrations_current(engine: Engine) -> bool:
+    """Whether the database is at the newest migration."""
+    script = ScriptDirectory.from_config(_alembic_config(engine))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return set(current) == set(script.get_heads())

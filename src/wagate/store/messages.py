@@ -1,0 +1,246 @@
+"""Messages: accepting one (message + outbox row in one transaction) and reading them back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wagate.domain.errors import OutsideServiceWindow
+from wagate.domain.models import MessageType, SendRequest, Status
+from wagate.domain.status import lifecycle_rank
+from wagate.domain.window import window_expires_at, window_open
+from wagate.ids import new_id
+from wagate.store.accounts import Channel
+from wagate.store.tables import (
+    conversations,
+    inbound_messages,
+    message_events,
+    messages,
+    outbox,
+)
+
+
+async def last_inbound_at(conn: AsyncConnection, *, channel_id: str, phone: str) -> datetime | None:
+    result = await conn.execute(
+        select(conversations.c.last_inbound_at).where(
+            conversations.c.channel_id == channel_id, conversations.c.phone == phone
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def accept_message(
+    conn: AsyncConnection, *, account_id: str, channel: Channel, request: SendRequest, now: datetime
+) -> dict[str, Any]:
+    """Store a message and queue it, in the caller's transaction. Free-form messages are refused
+    outside the customer service window, before anything is written."""
+    last_inbound = await last_inbound_at(conn, channel_id=channel.id, phone=request.phone)
+    free_form = request.content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
+    if free_form and not window_open(last_inbound, now):
+        if last_inbound is None:
+            detail = f"{request.phone} has never messaged this number"
+        else:
+            closed = window_expires_at(last_inbound)
+            assert closed is not None
+            detail = f"{request.phone}'s window closed at {iso(closed)}"
+        raise OutsideServiceWindow(
+            f"The 24-hour customer service window is closed ({detail}). Free-form messages can "
+            "only be sent within 24 hours of the customer's last message; send an approved "
+            "template with POST /v1/messages/template instead.",
+            field="phone",
+        )
+    row = {
+        "id": new_id("msg"),
+        "account_id": account_id,
+        "channel_id": channel.id,
+        "phone": request.phone,
+        "type": request.content.type.value,
+        "content": request.content.as_dict(),
+        "reply_to": request.reply_to,
+        "metadata": request.metadata,
+        "status": Status.QUEUED.value,
+        "wamid": None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await conn.execute(messages.insert().values(**row))
+    await conn.execute(
+        message_events.insert().values(
+            message_id=row["id"], status=Status.QUEUED.value, occurred_at=now, recorded_at=now
+        )
+    )
+    await conn.execute(
+        outbox.insert().values(
+            message_id=row["id"],
+            channel_id=channel.id,
+            phone=request.phone,
+            available_at=now,
+            attempts=0,
+        )
+    )
+    row["window_expires_at"] = window_expires_at(last_inbound)
+    return row
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def message_view(row: Any, events: list[Any] | None = None) -> dict[str, Any]:
+    """A message as the API shows it."""
+    error = None
+    if row["status"] == Status.FAILED.value:
+        error = {
+            "code": row["error_code"],
+            "meta_code": row["meta_code"],
+            "title": row["error_title"],
+            "details": row["error_details"],
+        }
+    content = row["content"]
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "status": row["status"],
+        "type": row["type"],
+        "phone": row["phone"],
+        "channel_id": row["channel_id"],
+        "message": content.get("body"),
+        "wamid": row["wamid"],
+        "error": error,
+        "reply_to": row["reply_to"],
+        "metadata": row["metadata"],
+        "attempts": row["attempts"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+    if row["type"] == MessageType.INTERACTIVE.value:
+        out["header"] = content.get("header")
+        out["footer"] = content.get("footer")
+        out["buttons"] = content.get("buttons", [])
+    elif row["type"] == MessageType.TEXT.value:
+        out["preview_url"] = content.get("preview_url", False)
+    if events is not None:
+        ordered = sorted(events, key=lambda e: (lifecycle_rank(Status(e["status"])), e["id"]))
+        out["history"] = [
+            {
+                "status": e["status"],
+                "at": iso(e["occurred_at"]),
+                "recorded_at": iso(e["recorded_at"]),
+                **(
+                    {
+                        "error": {
+                            "meta_code": e["meta_code"],
+                            "title": e["error_title"],
+                            "details": e["error_details"],
+                        }
+                    }
+                    if e["meta_code"] is not None or e["error_title"]
+                    else {}
+                ),
+            }
+            for e in ordered
+        ]
+    return out
+
+
+async def get_message(
+    conn: AsyncConnection, *, account_id: str, message_id: str
+) -> dict[str, Any] | None:
+    result = await conn.execute(
+        select(messages).where(messages.c.id == message_id, messages.c.account_id == account_id)
+    )
+    row = result.mappings().first()
+    if row is None:
+        return None
+    events = await conn.execute(
+        select(message_events).where(message_events.c.message_id == message_id)
+    )
+    return message_view(row, list(events.mappings()))
+
+
+async def list_messages(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    phone: str | None,
+    status: str | None,
+    limit: int,
+    before_id: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; returns the page and the cursor of the next page (None at the end)."""
+    conditions = [messages.c.account_id == account_id]
+    if phone:
+        conditions.append(messages.c.phone == phone)
+    if status:
+        conditions.append(messages.c.status == status)
+    if before_id:
+        conditions.append(messages.c.id < before_id)
+    result = await conn.execute(
+        select(messages).where(and_(*conditions)).order_by(messages.c.id.desc()).limit(limit + 1)
+    )
+    rows = list(result.mappings())
+    page = [message_view(r) for r in rows[:limit]]
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return page, next_cursor
+
+
+async def conversation(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    channel: Channel,
+    phone: str,
+    now: datetime,
+    limit: int,
+) -> dict[str, Any]:
+    last_inbound = await last_inbound_at(conn, channel_id=channel.id, phone=phone)
+    out_rows = await conn.execute(
+        select(messages)
+        .where(
+            messages.c.account_id == account_id,
+            messages.c.channel_id == channel.id,
+            messages.c.phone == phone,
+        )
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    in_rows = await conn.execute(
+        select(inbound_messages)
+        .where(inbound_messages.c.channel_id == channel.id, inbound_messages.c.phone == phone)
+        .order_by(inbound_messages.c.sent_at.desc(), inbound_messages.c.id.desc())
+        .limit(limit)
+    )
+    thread: list[dict[str, Any]] = []
+    for r in out_rows.mappings():
+        view = message_view(r)
+        view["direction"] = "outbound"
+        view["at"] = view["created_at"]
+        thread.append(view)
+    for r in in_rows.mappings():
+        thread.append(
+            {
+                "direction": "inbound",
+                "wamid": r["wamid"],
+                "kind": r["kind"],
+                "text": r["text"],
+                "button_id": r["button_id"],
+                "button_payload": r["button_payload"],
+                "at": iso(r["sent_at"]),
+                "received_at": iso(r["received_at"]),
+            }
+        )
+    thread.sort(key=lambda m: m["at"] or "", reverse=True)
+    expires = window_expires_at(last_inbound)
+    return {
+        "phone": phone,
+        "channel_id": channel.id,
+        "window_open": window_open(last_inbound, now),
+        "last_inbound_at": iso(last_inbound),
+        "window_expires_at": iso(expires),
+        "messages": thread[:limit],
+    }

@@ -1,0 +1,204 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in `migrations/` create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database (the same on every dialect)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL on SQLite
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("api_rate", Integer, nullable=False, server_default="1000"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("phone_number_id", String(64), nullable=False, unique=True),
+    Column("waba_id", String(64), nullable=False),
+    Column("display_phone_number", String(32)),
+    Column("access_token", Text, nullable=False),
+    Column("app_secret", Text, nullable=False),
+    Column("verify_token", String(200), nullable=False),
+    Column("graph_url", String(500), nullable=False),
+    Column("mps", Integer, nullable=False, server_default="80"),
+    Column("is_default", Boolean, nullable=False, server_default="0"),
+    Column("is_sandbox", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("channel_id", String(40), ForeignKey("channels.id"), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("reply_to", String(128)),
+    Column("metadata", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("wamid", String(255), unique=True),
+    Column("error_code", String(64)),
+    Column("meta_code", BigInteger),
+    Column("error_title", Text),
+    Column("error_details", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_messages_account_id_id", "account_id", "id"),
+    Index("ix_messages_account_phone_id", "account_id", "phone", "id"),
+)
+
+# The transactional outbox: a row per message still to be handed to Meta. Inserted in the same
+# transaction as the message; deleted in the same transaction that records Meta's answer.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String(40), ForeignKey("messages.id"), primary_key=True),
+    Column("channel_id", String(40), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_outbox_available_at", "available_at"),
+    Index("ix_outbox_lane", "channel_id", "phone", "message_id"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("meta_code", BigInteger),
+    Column("error_title", Text),
+    Column("error_details", Text),
+    UniqueConstraint("message_id", "status", name="uq_message_events_message_status"),
+)
+
+# Status reports whose wamid we do not know yet: Meta's webhook can beat our own commit of the
+# send's answer. They are applied when the wamid is recorded.
+pending_statuses = Table(
+    "pending_statuses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("wamid", String(255), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("errors", JSON, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("wamid", "status", name="uq_pending_statuses_wamid_status"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("channel_id", String(40), ForeignKey("channels.id"), primary_key=True),
+    Column("phone", String(20), primary_key=True),
+    Column("account_id", String(40), nullable=False),
+    Column("last_inbound_at", UTCDateTime, nullable=False),
+    Column("profile_name", String(200)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel_id", String(40), ForeignKey("channels.id"), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("wamid", String(255), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", Text),
+    Column("button_id", String(256)),
+    Column("button_payload", Text),
+    Column("context_wamid", String(255)),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel_id", "wamid", name="uq_inbound_messages_channel_wamid"),
+    Index("ix_inbound_channel_phone", "channel_id", "phone", "id"),
+)
+
+# Every signed webhook POST, stored raw before we answer 200, so nothing Meta tells us is lost.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("inbound_count", Integer, nullable=False),
+    Column("status_count", Integer, nullable=False),
+)
