@@ -1,0 +1,110 @@
+"""The FastAPI application: routers, error handling, and the in-process dispatcher."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wagate import __version__
+from wagate.api import conversations, health, messages, webhooks
+from wagate.api.deps import Services
+from wagate.api.errors import install_error_handlers
+from wagate.api.schemas import ErrorResponse
+from wagate.clock import Clock, SystemClock
+from wagate.cloud.client import CloudClient
+from wagate.config import Settings
+from wagate.dispatch.worker import Dispatcher
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine,
+    clock: Clock | None = None,
+    cloud_http: httpx.AsyncClient | None = None,
+    run_dispatcher: bool = True,
+    sandbox: Any = None,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """`sandbox`, when given, is the simulator's ASGI app, mounted at /sandbox."""
+    clock = clock or SystemClock()
+    services = Services(settings=settings, engine=engine, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        http = cloud_http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+        dispatcher = Dispatcher(
+            engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)
+        )
+        app.state.dispatcher = dispatcher
+        if on_startup is not None:
+            await on_startup()
+        if run_dispatcher:
+            services.wake_dispatcher = dispatcher.wake
+            dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            if sandbox is not None and hasattr(sandbox.state, "sandbox"):
+                await sandbox.state.sandbox.aclose()
+            if cloud_http is None:
+                await http.aclose()
+
+    app = FastAPI(
+        title="wagate",
+        version=__version__,
+        description="A self-hosted WhatsApp Business messaging gateway.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(messages.router)
+    app.include_router(conversations.router)
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    if sandbox is not None:
+        app.mount("/sandbox", sandbox)
+    _document_errors(app)
+    return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Replace FastAPI's default 422 schema with ours, so clients and fuzzers see the truth."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "A field breaks a rule; every problem is listed",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                            }
+                        },
+                    }
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components.setdefault(
+            "ErrorResponse",
+            ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"),
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

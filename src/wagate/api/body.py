@@ -1,0 +1,83 @@
+"""Reading request bodies: JSON, urlencoded or multipart, at most 64 KiB, always an object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from wagate.domain.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY = 64 * 1024
+
+
+async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is 64 KiB.")
+        except ValueError:
+            raise InvalidBody("The Content-Length header is not a number.") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("The request body is larger than 64 KiB.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body as a dict of fields, and whether it came from a form (values are strings)."""
+    media = _media_type(request)
+    if media not in (
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ) and not (media.startswith("application/") and media.endswith("+json")):
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'} is not supported; send application/json, "
+            "application/x-www-form-urlencoded or multipart/form-data."
+        )
+    raw = await read_limited(request)
+    if media == "multipart/form-data":
+        return await _multipart(request, raw), True
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise InvalidBody("The form body is not valid UTF-8.") from None
+        return dict(pairs), True
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidBody(f"The body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise InvalidBody('The JSON body must be an object, e.g. {"phone": …, "message": …}.')
+    return data, False
+
+
+async def _multipart(request: Request, raw: bytes) -> dict[str, Any]:
+    # The body was already read (to enforce the limit); let Starlette's parser read it again.
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    clone = Request(request.scope, receive)
+    try:
+        form = await clone.form(max_files=0, max_fields=100)
+    except Exception as exc:  # python-multipart raises several unrelated types
+        raise InvalidBody(f"The multipart body could not be parsed: {exc}.") from None
+    fields: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidBody(f"Field {key!r} is a file; send every field as text.")
+        fields[key] = value
+    return fields

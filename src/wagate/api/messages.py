@@ -1,0 +1,133 @@
+"""`/v1/messages`: send, read one, list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from wagate.api.body import read_fields
+from wagate.api.deps import AccountDep, ServicesDep, authenticate, bearer_token
+from wagate.api.schemas import (
+    MessageOut,
+    MessagePage,
+    SendMessageAccepted,
+    error_responses,
+)
+from wagate.domain.errors import FieldError, NotFound, ValidationFailed
+from wagate.domain.messages import parse_send_request
+from wagate.domain.models import Status
+from wagate.domain.phone import normalize_phone
+from wagate.store import accounts as account_store
+from wagate.store import messages as message_store
+from wagate.store.messages import iso
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+
+_FORM_SCHEMA = {"$ref": "#/components/schemas/SendMessageBody"}
+
+
+@router.post(
+    "/messages",
+    status_code=202,
+    response_model=SendMessageAccepted,
+    responses=error_responses(400, 401, 409, 413, 415, 422, 503),
+    summary="Send a text or interactive message",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _FORM_SCHEMA},
+                "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+                "multipart/form-data": {"schema": _FORM_SCHEMA},
+            },
+        }
+    },
+)
+async def send_message(request: Request, services: ServicesDep) -> JSONResponse:
+    fields, form = await read_fields(request)
+    token = bearer_token(request)
+    if token is None:
+        body_token = fields.get("token")
+        token = body_token if isinstance(body_token, str) else None
+    account_id = await authenticate(services, token)
+    send = parse_send_request(fields, form=form)
+    now = services.clock.now()
+    async with services.engine.begin() as conn:
+        channel = await account_store.channel_for_send(
+            conn, account_id=account_id, wanted=send.channel
+        )
+        if channel is None:
+            raise ValidationFailed(
+                [
+                    FieldError(
+                        "channel",
+                        "unknown_channel",
+                        f"This account has no channel {send.channel!r}."
+                        if send.channel
+                        else "This account has no WhatsApp number yet; add one with "
+                        "`wagate channels add`.",
+                    )
+                ]
+            )
+        row = await message_store.accept_message(
+            conn, account_id=account_id, channel=channel, request=send, now=now
+        )
+    services.notify_queued()
+    body = {
+        "success": True,
+        "id": row["id"],
+        "status": row["status"],
+        "type": row["type"],
+        "phone": row["phone"],
+        "window_expires_at": iso(row["window_expires_at"]),
+    }
+    return JSONResponse(body, status_code=202)
+
+
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageOut,
+    responses=error_responses(401, 404, 503),
+    summary="A message, its status and its status history",
+)
+async def get_message(message_id: str, account_id: AccountDep, services: ServicesDep) -> Any:
+    async with services.engine.connect() as conn:
+        message = await message_store.get_message(
+            conn, account_id=account_id, message_id=message_id
+        )
+    if message is None:
+        raise NotFound(f"No message {message_id!r} for this account.", field="id")
+    return message
+
+
+@router.get(
+    "/messages",
+    response_model=MessagePage,
+    responses=error_responses(401, 422, 503),
+    summary="Messages, newest first",
+)
+async def list_messages(
+    account_id: AccountDep,
+    services: ServicesDep,
+    phone: Annotated[str | None, Query(description="E.164, e.g. +14155552671")] = None,
+    status: Annotated[Status | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Any:
+    if phone is not None:
+        normalized, errors = normalize_phone(phone)
+        if errors:
+            raise ValidationFailed(errors)
+        phone = normalized
+    async with services.engine.connect() as conn:
+        page, next_cursor = await message_store.list_messages(
+            conn,
+            account_id=account_id,
+            phone=phone,
+            status=status.value if status else None,
+            limit=limit,
+            before_id=cursor,
+        )
+    return {"data": page, "next_cursor": next_cursor}

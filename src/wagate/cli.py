@@ -1,0 +1,504 @@
+"""The `wagate` command line: run the server, manage accounts, channels and tokens, play the
+sandbox customer. Every command honours WAGATE_DATA_DIR and WAGATE_DATABASE_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wagate.clock import SystemClock
+from wagate.config import Settings
+from wagate.store import accounts as account_store
+from wagate.store.db import make_async_engine, migrate
+
+app = typer.Typer(
+    help="wagate: a self-hosted WhatsApp Business messaging gateway.", no_args_is_help=True
+)
+accounts_app = typer.Typer(
+    help="Accounts (each with its own tokens, channels and messages).", no_args_is_help=True
+)
+channels_app = typer.Typer(
+    help="WhatsApp business numbers (Cloud API channels).", no_args_is_help=True
+)
+tokens_app = typer.Typer(help="API tokens (stored only as hashes).", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The built-in Cloud API simulator.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(channels_app, name="channels")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(sandbox_app, name="sandbox")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database (migrated first)."""
+    settings = Settings()
+    url = settings.resolved_database_url
+    migrate(url)
+
+    async def run() -> T:
+        engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (account_store.AlreadyExists, account_store.UnknownAccount) as exc:
+        _fail(str(exc))
+        raise AssertionError from exc  # unreachable
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
+
+
+def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=_iso, indent=2) + "\n")
+    elif table is not None:
+        console.print(table)
+
+
+# ---------------------------------------------------------------- server processes
+
+
+def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> None:
+    import uvicorn
+
+    from wagate.api.app import create_app
+    from wagate.bootstrap import SandboxIdentity, ensure_sandbox, sandbox_wanted
+
+    settings = Settings(host=host, port=port)
+    url = settings.resolved_database_url
+    migrate(url)
+    clock = SystemClock()
+
+    async def decide() -> bool:
+        engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
+        try:
+            return await sandbox_wanted(settings, engine)
+        finally:
+            await engine.dispose()
+
+    use_sandbox = http_api and asyncio.run(decide())
+    engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
+    sandbox = None
+    if use_sandbox:
+        from wagate.sandbox import SandboxConfig, create_sandbox_app
+
+        identity = SandboxIdentity.load_or_create(settings.data_dir)
+        sandbox = create_sandbox_app(
+            SandboxConfig(
+                phone_number_id=identity.phone_number_id,
+                waba_id=identity.waba_id,
+                display_phone_number=identity.display_phone_number,
+                access_token=identity.access_token,
+                app_secret=identity.app_secret,
+                webhook_url=settings.local_url + "/webhooks/whatsapp",
+                state_path=settings.data_dir / "sandbox.sqlite3",
+            )
+        )
+
+    async def announce() -> None:
+        console.print(f"[bold]wagate[/bold] listening on {settings.local_url}")
+        console.print(f"  storage: {_safe_url(url)}")
+        if not use_sandbox:
+            return
+        ready = await ensure_sandbox(settings, engine, clock)
+        console.print("  sandbox: on (a simulator of Meta's Cloud API; no Meta account needed)")
+        if ready.new_token:
+            console.print(
+                f"\n  Your sandbox API token (shown once): [bold green]{ready.new_token}[/]"
+            )
+        else:
+            console.print(
+                "\n  Make a new API token with: "
+                f"wagate tokens create --account {ready.account_name}"
+            )
+        console.print(
+            "\n  Next: open the window by replying as a customer, then send:\n"
+            "    wagate sandbox reply --phone +14155552671 --text hello\n"
+            f"    curl -s {settings.local_url}/v1/messages -H 'Authorization: Bearer <token>' \\\n"
+            "      -H 'Content-Type: application/json' \\\n"
+            '      -d \'{"phone": "+14155552671", "message": "Hi from wagate"}\'\n'
+            f"  API docs: {settings.local_url}/docs\n"
+        )
+
+    if http_api:
+        server_app = create_app(
+            settings,
+            engine=engine,
+            clock=clock,
+            run_dispatcher=dispatcher,
+            sandbox=sandbox,
+            on_startup=announce,
+        )
+        uvicorn.run(server_app, host=host, port=port, log_level="warning", access_log=False)
+    else:
+        asyncio.run(_worker_forever(settings, url))
+
+
+async def _worker_forever(settings: Settings, url: str) -> None:
+    import signal
+
+    from wagate.cloud.client import CloudClient
+    from wagate.dispatch.worker import Dispatcher
+
+    engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with httpx.AsyncClient(timeout=settings.send_timeout) as http:
+        dispatcher = Dispatcher(
+            engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
+        )
+        dispatcher.start()
+        console.print(f"wagate worker {dispatcher.owner} dispatching from {_safe_url(url)}")
+        await stop.wait()
+        await dispatcher.stop()
+    await engine.dispose()
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="WAGATE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="WAGATE_PORT")] = 8000,
+) -> None:
+    """Run everything in one process: the API, the dispatcher and (without real channels) the
+    sandbox."""
+    _run_server(host, port, dispatcher=True, http_api=True)
+
+
+@app.command("api")
+def api_command(
+    host: Annotated[str, typer.Option(envvar="WAGATE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="WAGATE_PORT")] = 8000,
+) -> None:
+    """Run the HTTP API only (pair with `wagate worker` processes)."""
+    _run_server(host, port, dispatcher=False, http_api=True)
+
+
+@app.command()
+def worker() -> None:
+    """Run a dispatcher only: claims queued messages and delivers them."""
+    settings = Settings()
+    _run_server(settings.host, settings.port, dispatcher=True, http_api=False)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    settings = Settings()
+    migrate(settings.resolved_database_url)
+    console.print("database is up to date")
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="A unique name")],
+    api_rate: Annotated[int, typer.Option(help="Requests/s allowed; 0 = no limit")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account."""
+    if not name.strip():
+        _fail("--name must not be blank")
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await account_store.create_account(
+            conn, name=name.strip(), now=SystemClock().now(), api_rate=api_rate
+        )
+
+    row = _db(work)
+    if as_json:
+        _emit(row, True)
+    else:
+        console.print(f"created account [bold]{row['name']}[/] ({row['id']})")
+
+
+@accounts_app.command("list")
+def accounts_list(as_json: JsonOpt = False) -> None:
+    """List accounts."""
+    rows = _db(account_store.list_accounts)
+    table = Table("id", "name", "created")
+    for r in rows:
+        table.add_row(r["id"], r["name"], _iso(r["created_at"]))
+    _emit(rows, as_json, table)
+
+
+# ---------------------------------------------------------------- channels
+
+
+@channels_app.command("add")
+def channels_add(
+    account: Annotated[str, typer.Option(help="Account name")],
+    phone_number_id: Annotated[str, typer.Option(help="Meta's phone number id")],
+    waba_id: Annotated[str, typer.Option(help="WhatsApp Business Account id")],
+    access_token: Annotated[str, typer.Option(help="System user access token")],
+    app_secret: Annotated[str, typer.Option(help="The Meta app's secret (signs webhooks)")],
+    verify_token: Annotated[str, typer.Option(help="Your choice; paste it into Meta's app")],
+    graph_url: Annotated[
+        str, typer.Option(help="Graph API base URL")
+    ] = "https://graph.facebook.com",
+    mps: Annotated[
+        int, typer.Option(help="Messages per second (Meta's tier)", min=1, max=1000)
+    ] = 80,
+    display_phone_number: Annotated[str | None, typer.Option(help="e.g. 15550783881")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a WhatsApp business number to an account."""
+    for label, value in (("--phone-number-id", phone_number_id), ("--waba-id", waba_id)):
+        if not value.strip():
+            _fail(f"{label} must not be blank")
+    if not graph_url.startswith(("http://", "https://")):
+        _fail("--graph-url must start with http:// or https://")
+
+    async def work(conn: AsyncConnection) -> account_store.Channel:
+        acc = await account_store.require_account(conn, name=account)
+        return await account_store.add_channel(
+            conn,
+            account_id=acc["id"],
+            phone_number_id=phone_number_id.strip(),
+            waba_id=waba_id.strip(),
+            access_token=access_token,
+            app_secret=app_secret,
+            verify_token=verify_token,
+            graph_url=graph_url,
+            mps=mps,
+            display_phone_number=display_phone_number,
+            now=SystemClock().now(),
+        )
+
+    channel = _db(work)
+    settings = Settings()
+    data = channel.public() | {"webhook_url": settings.base_url + "/webhooks/whatsapp"}
+    if as_json:
+        _emit(data, True)
+    else:
+        console.print(f"added channel {channel.id} for phone number id {channel.phone_number_id}")
+        console.print(f"In Meta's app, set the webhook URL to {data['webhook_url']}")
+        console.print("and the verify token to the one you gave; subscribe to `messages`.")
+
+
+@channels_app.command("list")
+def channels_list(
+    account: Annotated[str | None, typer.Option(help="Account name")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List channels (secrets are never shown)."""
+
+    async def work(conn: AsyncConnection) -> list[account_store.Channel]:
+        account_id = None
+        if account is not None:
+            account_id = (await account_store.require_account(conn, name=account))["id"]
+        return await account_store.list_channels(conn, account_id=account_id)
+
+    channels = _db(work)
+    table = Table("id", "phone number id", "waba id", "mps", "default", "sandbox")
+    for c in channels:
+        table.add_row(
+            c.id, c.phone_number_id, c.waba_id, str(c.mps), str(c.is_default), str(c.is_sandbox)
+        )
+    _emit([c.public() for c in channels], as_json, table)
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@tokens_app.command("create")
+def tokens_create(
+    account: Annotated[str, typer.Option(help="Account name")],
+    name: Annotated[str, typer.Option(help="A label for you")] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API token. It is printed once; only its hash is stored."""
+
+    async def work(conn: AsyncConnection) -> tuple[str, dict[str, Any]]:
+        acc = await account_store.require_account(conn, name=account)
+        return await account_store.create_token(
+            conn, account_id=acc["id"], name=name, now=SystemClock().now()
+        )
+
+    token, row = _db(work)
+    data = {
+        "id": row["id"],
+        "account": account,
+        "name": row["name"],
+        "prefix": row["prefix"],
+        "token": token,
+        "created_at": row["created_at"],
+    }
+    if as_json:
+        _emit(data, True)
+    else:
+        console.print(f"token {row['id']} for {account} (shown once, keep it safe):")
+        console.print(token, style="bold green", soft_wrap=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    account: Annotated[str | None, typer.Option(help="Account name")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tokens (their prefixes; the tokens themselves are never stored)."""
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        account_id = None
+        if account is not None:
+            account_id = (await account_store.require_account(conn, name=account))["id"]
+        return await account_store.list_tokens(conn, account_id=account_id)
+
+    rows = [{k: v for k, v in r.items() if k != "token_hash"} for r in _db(work)]
+    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["prefix"] + "…",
+            _iso(r["created_at"]),
+            _iso(r["last_used_at"]) or "-",
+            _iso(r["revoked_at"]) or "-",
+        )
+    _emit(rows, as_json, table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id (tok_…) or prefix")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a token; it stops working at once."""
+
+    async def work(conn: AsyncConnection) -> bool:
+        return await account_store.revoke_token(
+            conn, token_id=token_id, account_id=None, now=SystemClock().now()
+        )
+
+    revoked = _db(work)
+    if as_json:
+        _emit({"id": token_id, "revoked": revoked}, True)
+    if not revoked:
+        _fail(f"no live token {token_id!r}")
+    if not as_json:
+        console.print(f"revoked {token_id}")
+
+
+# ---------------------------------------------------------------- sandbox
+
+
+def _server_url(server: str | None) -> str:
+    return (server or Settings().local_url).rstrip("/")
+
+
+ServerOpt = Annotated[
+    str | None, typer.Option(help="The running wagate server", envvar="WAGATE_URL")
+]
+
+
+@sandbox_app.command("info")
+def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
+    """The sandbox's Graph API base URL and fake Meta credentials."""
+    from wagate.bootstrap import SANDBOX_ACCOUNT, SandboxIdentity
+
+    settings = Settings()
+    identity = SandboxIdentity.load_or_create(settings.data_dir)
+    base = _server_url(server)
+    data = {
+        "graph_url": base + "/sandbox/graph",
+        "graph_api_version": settings.graph_api_version,
+        "phone_number_id": identity.phone_number_id,
+        "waba_id": identity.waba_id,
+        "display_phone_number": identity.display_phone_number,
+        "access_token": identity.access_token,
+        "app_secret": identity.app_secret,
+        "verify_token": identity.verify_token,
+        "account": SANDBOX_ACCOUNT,
+        "webhook_url": base + "/webhooks/whatsapp",
+    }
+    if as_json:
+        _emit(data, True)
+        return
+    table = Table("setting", "value")
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@sandbox_app.command("reply")
+def sandbox_reply(
+    phone: Annotated[str, typer.Option(help="The customer, e.g. +14155552671")],
+    text: Annotated[str | None, typer.Option(help="A text message")] = None,
+    button: Annotated[str | None, typer.Option(help="Tap the reply button with this id")] = None,
+    payload: Annotated[str | None, typer.Option(help="Tap a template quick reply")] = None,
+    name: Annotated[str | None, typer.Option(help="The customer's profile name")] = None,
+    server: ServerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Play the customer: send the business a message (opens the 24-hour window)."""
+    chosen = [x for x in (text, button, payload) if x is not None]
+    if len(chosen) != 1:
+        _fail("give exactly one of --text, --button or --payload")
+    body: dict[str, Any] = {"phone": phone}
+    if text is not None:
+        body["text"] = text
+    elif button is not None:
+        body["button_id"] = button
+    else:
+        body["payload"] = payload
+        body["button_text"] = payload
+    if name:
+        body["name"] = name
+    url = _server_url(server) + "/sandbox/customer/reply"
+    try:
+        response = httpx.post(url, json=body, timeout=15)
+    except httpx.HTTPError as exc:
+        _fail(
+            f"cannot reach the sandbox at {url} ({type(exc).__name__}); is `wagate serve` running?"
+        )
+        return
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"status_code": response.status_code, "body": response.text}
+    if as_json:
+        _emit(data, True)
+    if response.status_code >= 400:
+        _fail(f"the sandbox refused: {json.dumps(data)}")
+    if not as_json:
+        state = "took it" if data.get("delivered") else "did not take it yet (it will be retried)"
+        console.print(f"{phone} sent {data.get('wamid')}; the gateway {state}.")
+
+
+def main() -> None:
+    app()
