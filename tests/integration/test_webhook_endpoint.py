@@ -1,0 +1,243 @@
+"""`/webhooks/whatsapp` with Meta's real payload shapes, signed and not."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tests.support.harness import Harness
+from wagate.cloud.webhooks import sign
+from wagate.store.tables import inbound_messages, message_events, webhook_events
+
+CUSTOMER_WA = "16505551234"
+CUSTOMER = "+" + CUSTOMER_WA
+
+
+def envelope(gateway: Harness, *values: dict[str, Any], entries: int = 1) -> dict[str, Any]:
+    meta = {
+        "display_phone_number": gateway.identity.display_phone_number,
+        "phone_number_id": gateway.identity.phone_number_id,
+    }
+    changes = [
+        {"value": {"messaging_product": "whatsapp", "metadata": meta, **v}, "field": "messages"}
+        for v in values
+    ]
+    per = max(1, len(changes) // entries)
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": gateway.identity.waba_id, "changes": changes[i : i + per]}
+            for i in range(0, len(changes), per)
+        ],
+    }
+
+
+def text_message(wamid: str, ts: int, body: str = "hi", wa_id: str = CUSTOMER_WA) -> dict[str, Any]:
+    return {
+        "contacts": [{"profile": {"name": "Sheena"}, "wa_id": wa_id}],
+        "messages": [
+            {
+                "from": wa_id,
+                "id": wamid,
+                "timestamp": str(ts),
+                "type": "text",
+                "text": {"body": body},
+            }
+        ],
+    }
+
+
+def status(
+    wamid: str, name: str, ts: int, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": wamid,
+        "status": name,
+        "timestamp": str(ts),
+        "recipient_id": CUSTOMER_WA,
+    }
+    if errors:
+        item["errors"] = errors
+    return {"statuses": [item]}
+
+
+async def post(gateway: Harness, payload: dict[str, Any], secret: str | None = None) -> Any:
+    raw = json.dumps(payload).encode()
+    signature = sign(secret or gateway.identity.app_secret, raw)
+    return await gateway.client.post(
+        "/webhooks/whatsapp",
+        content=raw,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+    )
+
+
+async def count(gateway: Harness, table: Any) -> int:
+    async with gateway.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def window(gateway: Harness, phone: str = CUSTOMER) -> dict[str, Any]:
+    response = await gateway.client.get(f"/v1/conversations/{phone}", headers=gateway.auth)
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def test_verification_handshake(gateway: Harness) -> None:
+    ok = await gateway.client.get(
+        "/webhooks/whatsapp",
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": gateway.identity.verify_token,
+            "hub.challenge": "1158201444",
+        },
+    )
+    assert ok.status_code == 200
+    assert ok.text == "1158201444"
+    wrong = await gateway.client.get(
+        "/webhooks/whatsapp",
+        params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"},
+    )
+    assert wrong.status_code == 403
+    assert wrong.json()["error"]["code"] == "verification_failed"
+    missing = await gateway.client.get("/webhooks/whatsapp")
+    assert missing.status_code == 403
+
+
+async def test_unsigned_or_badly_signed_events_are_rejected_and_not_stored(
+    gateway: Harness,
+) -> None:
+    payload = envelope(gateway, text_message("wamid.A", int(time.time())))
+    raw = json.dumps(payload).encode()
+    no_header = await gateway.client.post(
+        "/webhooks/whatsapp", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert no_header.status_code == 401
+    assert no_header.json()["error"]["code"] == "invalid_signature"
+    wrong_secret = await post(gateway, payload, secret="not-the-app-secret")
+    assert wrong_secret.status_code == 401
+    tampered = await gateway.client.post(
+        "/webhooks/whatsapp",
+        content=raw.replace(b"wamid.A", b"wamid.B"),
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(gateway.identity.app_secret, raw),
+        },
+    )
+    assert tampered.status_code == 401
+    assert await count(gateway, webhook_events) == 0
+    assert await count(gateway, inbound_messages) == 0
+    assert (await window(gateway))["window_open"] is False
+
+
+async def test_signed_garbage_is_a_clear_400(gateway: Harness) -> None:
+    raw = b"not json"
+    response = await gateway.client.post(
+        "/webhooks/whatsapp",
+        content=raw,
+        headers={"X-Hub-Signature-256": sign(gateway.identity.app_secret, raw)},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+
+
+async def test_a_batch_is_applied_whole_and_duplicates_once(gateway: Harness) -> None:
+    now = int(time.time())
+    payload = envelope(
+        gateway,
+        text_message("wamid.1", now - 10, "first"),
+        text_message("wamid.2", now - 5, "second", wa_id="919876543210"),
+        {
+            "contacts": [{"profile": {"name": "Ravi"}, "wa_id": "447911123456"}],
+            "messages": [
+                {
+                    "from": "447911123456",
+                    "id": "wamid.3",
+                    "timestamp": str(now),
+                    "type": "button",
+                    "button": {"payload": "track-4521", "text": "Track order"},
+                    "context": {"from": "15550000001", "id": "wamid.original"},
+                },
+                {
+                    "from": "447911123456",
+                    "id": "wamid.4",
+                    "timestamp": str(now),
+                    "type": "image",
+                    "image": {"id": "media1", "mime_type": "image/jpeg", "caption": "look"},
+                },
+            ],
+        },
+        entries=2,
+    )
+    first = await post(gateway, payload)
+    assert first.status_code == 200, first.text
+    again = await post(gateway, payload)  # Meta retries
+    assert again.status_code == 200
+    assert await count(gateway, inbound_messages) == 4
+    assert await count(gateway, webhook_events) == 2  # every POST is kept raw
+    for phone in (CUSTOMER, "+919876543210", "+447911123456"):
+        assert (await window(gateway, phone))["window_open"] is True
+    thread = (await window(gateway, "+447911123456"))["messages"]
+    kinds = {m["kind"]: m for m in thread}
+    assert kinds["button"]["button_payload"] == "track-4521"
+    assert kinds["image"]["text"] == "look"
+
+
+async def test_statuses_only_move_forward_and_are_recorded_once(gateway: Harness) -> None:
+    await gateway.reply(CUSTOMER, text="hi")
+    # Keep the sandbox's own statuses out of the way: run without them by reading what we get.
+    sent = await gateway.send(phone=CUSTOMER, message="hello")
+    message = await gateway.wait_status(sent.json()["id"], "read")
+    wamid = message["wamid"]
+    events_before = await count(gateway, message_events)
+    now = int(time.time())
+    # Late, repeated, out-of-order reports change nothing.
+    for name in ("sent", "delivered", "read", "sent"):
+        assert (await post(gateway, envelope(gateway, status(wamid, name, now)))).status_code == 200
+    assert await count(gateway, message_events) == events_before
+    after = await gateway.message(message["id"])
+    assert after["status"] == "read"
+    # A failure after read does not move it back either.
+    failed = status(wamid, "failed", now, [{"code": 131026, "title": "Message undeliverable"}])
+    await post(gateway, envelope(gateway, failed))
+    assert (await gateway.message(message["id"]))["status"] == "read"
+
+
+async def test_a_status_that_beats_our_own_record_is_applied_later(gateway: Harness) -> None:
+    # Meta's webhook for a wamid we have not recorded yet is parked, then applied.
+    now = int(time.time())
+    errors = [
+        {
+            "code": 131049,
+            "title": "This message was not delivered to maintain healthy ecosystem engagement.",
+            "message": "This message was not delivered to maintain healthy ecosystem engagement.",
+            "error_data": {
+                "details": "In order to maintain a healthy ecosystem engagement, "
+                "the message failed to be delivered."
+            },
+        }
+    ]
+    await gateway.reply(CUSTOMER, text="hi")
+    from wagate.store import outbox as outbox_store
+
+    await gateway.dispatcher.stop()
+    sent = await gateway.send(phone=CUSTOMER, message="hello")
+    message_id = sent.json()["id"]
+    await post(gateway, envelope(gateway, status("wamid.early", "failed", now, errors)))
+    async with gateway.engine.begin() as conn:
+        from datetime import timedelta
+
+        claims = await outbox_store.claim(
+            conn, owner="test", now=gateway.clock.now(), lease=timedelta(seconds=30), limit=10
+        )
+        assert [c.message_id for c in claims] == [message_id]
+        assert await outbox_store.record_accepted(
+            conn, message_id=message_id, owner="test", wamid="wamid.early", now=gateway.clock.now()
+        )
+    message = await gateway.message(message_id)
+    assert message["status"] == "failed"
+    assert message["error"]["meta_code"] == 131049
+    assert "ecosystem" in message["error"]["details"]
+    assert [h["status"] for h in message["history"]] == ["queued", "accepted", "failed"]
