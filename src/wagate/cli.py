@@ -228,7 +228,9 @@ def migrate_command() -> None:
 @accounts_app.command("create")
 def accounts_create(
     name: Annotated[str, typer.Option(help="A unique name")],
-    api_rate: Annotated[int, typer.Option(help="Requests/s allowed; 0 = no limit")] = 1000,
+    api_rate: Annotated[
+        int, typer.Option(help="API requests/s allowed (bursts to twice); 0 = no limit", min=0)
+    ] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an account."""

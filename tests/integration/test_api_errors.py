@@ -272,3 +272,21 @@ async def test_listing_filters_and_cursor_pagination(gateway: Harness) -> None:
     await gateway.wait_status(other, "read")
     read = (await gateway.client.get("/v1/messages?status=read", headers=gateway.auth)).json()
     assert other in [m["id"] for m in read["data"]]
+
+
+async def test_an_account_over_its_api_rate_gets_429_with_retry_after(gateway: Harness) -> None:
+    async with gateway.engine.begin() as conn:
+        slow = await account_store.create_account(
+            conn, name="slow", now=gateway.clock.now(), api_rate=1
+        )
+        token, _ = await account_store.create_token(
+            conn, account_id=slow["id"], name="t", now=gateway.clock.now()
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    answers = [await gateway.client.get("/v1/messages", headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers[:2]] == [200, 200]  # a burst of twice the rate
+    error = assert_error(answers[2], 429, "rate_limited")
+    assert "1 requests a second" in error["message"]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    # Other accounts are not slowed by it.
+    assert (await gateway.client.get("/v1/messages", headers=gateway.auth)).status_code == 200

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["conversations"])
 @router.get(
     "/conversations/{phone}",
     response_model=Conversation,
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(401, 404, 422, 429, 503),
     summary="The window and the latest messages with one customer",
 )
 async def get_conversation(

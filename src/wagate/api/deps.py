@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.clock import Clock
 from wagate.config import Settings
-from wagate.domain.errors import InvalidToken, MissingToken
+from wagate.api.ratelimit import AccountRateLimiter
+from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
 from wagate.store import accounts as account_store
 
 
@@ -20,6 +21,7 @@ class Services:
     engine: AsyncEngine
     clock: Clock
     wake_dispatcher: Any = field(default=None)  # Callable[[], None] | None
+    rate_limiter: AccountRateLimiter = field(default_factory=AccountRateLimiter)
 
     def notify_queued(self) -> None:
         if self.wake_dispatcher is not None:
@@ -45,14 +47,22 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(services: Services, token: str | None) -> str:
-    """The account id for a token; the same error for unknown and revoked tokens."""
+    """The account id for a token; the same error for unknown and revoked tokens. Also applies
+    the account's API rate limit."""
     if not token:
         raise MissingToken()
     async with services.engine.begin() as conn:
-        account_id = await account_store.authenticate(conn, token=token, now=services.clock.now())
-    if account_id is None:
+        caller = await account_store.authenticate(conn, token=token, now=services.clock.now())
+    if caller is None:
         raise InvalidToken()
-    return account_id
+    wait = services.rate_limiter.check(caller.account_id, caller.api_rate)
+    if wait is not None:
+        raise RateLimited(
+            wait,
+            f"This account may make {caller.api_rate} requests a second (bursts to "
+            f"{2 * caller.api_rate}); retry after {wait:.2f} s.",
+        )
+    return caller.account_id
 
 
 async def require_account(request: Request, services: ServicesDep) -> str:

@@ -32,7 +32,7 @@ _FORM_SCHEMA = {"$ref": "#/components/schemas/SendMessageBody"}
     "/messages",
     status_code=202,
     response_model=SendMessageAccepted,
-    responses=error_responses(400, 401, 409, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
     summary="Send a text or interactive message",
     openapi_extra={
         "requestBody": {
@@ -89,7 +89,7 @@ async def send_message(request: Request, services: ServicesDep) -> JSONResponse:
 @router.get(
     "/messages/{message_id}",
     response_model=MessageOut,
-    responses=error_responses(401, 404, 503),
+    responses=error_responses(401, 404, 429, 503),
     summary="A message, its status and its status history",
 )
 async def get_message(message_id: str, account_id: AccountDep, services: ServicesDep) -> Any:
@@ -105,7 +105,7 @@ async def get_message(message_id: str, account_id: AccountDep, services: Service
 @router.get(
     "/messages",
     response_model=MessagePage,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(401, 422, 429, 503),
     summary="Messages, newest first",
 )
 async def list_messages(

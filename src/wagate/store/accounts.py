@@ -134,13 +134,23 @@ async def revoke_token(
     return result.rowcount > 0
 
 
-async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> str | None:
-    """The account id of a live token, or None for unknown and revoked tokens alike (one
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who an API token speaks for."""
+
+    account_id: str
+    api_rate: int  # requests per second; 0 = no limit
+
+
+async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> Caller | None:
+    """The account of a live token, or None for unknown and revoked tokens alike (one
     indexed lookup either way, so the two cannot be told apart by timing)."""
     result = await conn.execute(
-        select(api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.last_used_at).where(
-            api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None)
+        select(
+            api_tokens.c.id, api_tokens.c.account_id, api_tokens.c.last_used_at, accounts.c.api_rate
         )
+        .join(accounts, accounts.c.id == api_tokens.c.account_id)
+        .where(api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None))
     )
     row = result.first()
     if row is None:
@@ -149,7 +159,7 @@ async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> s
         await conn.execute(
             update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
         )
-    return str(row.account_id)
+    return Caller(str(row.account_id), int(row.api_rate))
 
 
 def _channel(row: Any) -> Channel:
