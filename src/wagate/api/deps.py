@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate.api.ratelimit import AccountRateLimiter
 from wagate.clock import Clock
 from wagate.config import Settings
-from wagate.api.ratelimit import AccountRateLimiter
 from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
 from wagate.store import accounts as account_store
 
