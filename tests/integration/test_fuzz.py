@@ -50,7 +50,11 @@ def text(max_size: int) -> st.SearchStrategy[str]:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text(50),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text(50),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(text(10), children, max_size=4)
     ),
@@ -121,7 +125,7 @@ def test_random_forms(live: tuple[Harness, Runner[Any]], body: dict[str, str]) -
             "",
             "application/json; charset=latin-1",
         ]
-    ),  # fmt: skip
+    ),
 )
 def test_random_bytes(live: tuple[Harness, Runner[Any]], raw: bytes, content_type: str) -> None:
     gateway, run = live
