@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
+from wagate.store.db import write_tx
 
 SANDBOX_ACCOUNT = "sandbox"
 
@@ -70,7 +71,7 @@ async def ensure_sandbox(settings: Settings, engine: AsyncEngine, clock: Clock) 
     identity = SandboxIdentity.load_or_create(settings.data_dir)
     graph_url = settings.local_url + "/sandbox/graph"
     new_token = None
-    async with engine.begin() as conn:
+    async with write_tx(engine) as conn:
         now = clock.now()
         account = await account_store.find_account(conn, name=SANDBOX_ACCOUNT)
         if account is None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
-from wagate.store.db import make_async_engine, migrate
+from wagate.store.db import make_async_engine, migrate, write_tx
 
 app = typer.Typer(
     help="wagate: a self-hosted WhatsApp Business messaging gateway.", no_args_is_help=True
@@ -57,7 +57,7 @@ def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     async def run() -> T:
         engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
         try:
-            async with engine.begin() as conn:
+            async with write_tx(engine) as conn:
                 return await work(conn)
         finally:
             await engine.dispose()

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     max_attempts: int = 12
     send_timeout: float = 15.0
     sqlite_synchronous: str = Field(default="FULL", description="FULL survives power loss")
+    redis_url: str | None = Field(default=None, description="shared pacing for many workers")
+    pair_interval: float = Field(
+        default=6.0, description="seconds per message to one recipient, sustained; 0 = off"
+    )
+    pair_burst: int = Field(default=45, description="messages to one recipient at once")
 
     @cached_property
     def resolved_database_url(self) -> str:

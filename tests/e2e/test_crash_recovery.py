@@ -23,7 +23,8 @@ from wagate.sandbox import SandboxConfig, create_sandbox_app
 
 pytestmark = pytest.mark.slow
 
-CUSTOMER = "+14155552671"
+# Ten customers, so that several lanes are in flight when the server dies.
+CUSTOMERS = [f"+1415555{2600 + i:04d}" for i in range(10)]
 BATCH = 150
 
 
@@ -34,7 +35,7 @@ async def _fire(url: str, token: str, count: int) -> list[str]:
         async def one(i: int) -> str:
             response = await client.post(
                 "/v1/messages",
-                json={"phone": CUSTOMER, "message": f"crash test {i}"},
+                json={"phone": CUSTOMERS[i % len(CUSTOMERS)], "message": f"crash test {i}"},
                 headers=headers,
             )
             assert response.status_code == 202, response.text
@@ -42,6 +43,15 @@ async def _fire(url: str, token: str, count: int) -> list[str]:
             return message_id
 
         return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def _received(sandbox_url: str) -> list[str]:
+    """The texts the sandbox was sent, repeats included."""
+    texts = []
+    for customer in CUSTOMERS:
+        thread = httpx.get(f"{sandbox_url}/customer/{customer}/messages", timeout=10).json()
+        texts += [m.get("text") for m in thread if m.get("direction") == "outbound"]
+    return texts
 
 
 def test_sigkill_after_202s_loses_nothing(database_url: str, tmp_path: Path) -> None:
@@ -81,15 +91,17 @@ def test_sigkill_after_202s_loses_nothing(database_url: str, tmp_path: Path) -> 
         server = ServerProcess(env, gateway_port)
         server.start()
         try:
-            reply = httpx.post(
-                f"{sandbox_url}/customer/reply", json={"phone": CUSTOMER, "text": "hi"}, timeout=10
-            )
-            assert reply.json()["delivered"], reply.text
+            for customer in CUSTOMERS:
+                reply = httpx.post(
+                    f"{sandbox_url}/customer/reply",
+                    json={"phone": customer, "text": "hi"},
+                    timeout=10,
+                )
+                assert reply.json()["delivered"], reply.text
             ids = asyncio.run(_fire(server.url, token, BATCH))
             server.kill()
             assert len(set(ids)) == BATCH
-            before = httpx.get(f"{sandbox_url}/customer/{CUSTOMER}/messages", timeout=10).json()
-            sent_before_kill = sum(1 for m in before if m.get("direction") == "outbound")
+            sent_before_kill = len(_received(sandbox_url))
             # The kill must catch messages still queued, or this test would prove nothing.
             assert sent_before_kill < BATCH
 
@@ -109,8 +121,7 @@ def test_sigkill_after_202s_loses_nothing(database_url: str, tmp_path: Path) -> 
             assert not pending, f"{len(pending)} accepted messages were never delivered"
         finally:
             server.stop()
-        received = httpx.get(f"{sandbox_url}/customer/{CUSTOMER}/messages", timeout=10).json()
-        texts = [m.get("text") for m in received if m.get("direction") == "outbound"]
+        texts = _received(sandbox_url)
         expected = {f"crash test {i}" for i in range(BATCH)}
         assert expected <= set(texts)
         duplicates = len(texts) - len(set(texts))

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.harness import Harness
 from wagate.store import accounts as account_store
+from wagate.store.db import write_tx
 
 CUSTOMER = "+14155552671"
 
@@ -79,14 +80,14 @@ async def test_token_rules(gateway: Harness) -> None:
     )
     assert_error(unknown, 401, "invalid_token")
     # A revoked token gets exactly the same answer as an unknown one.
-    async with gateway.engine.begin() as conn:
+    async with write_tx(gateway.engine) as conn:
         account = await account_store.require_account(conn, name="sandbox")
         token, row = await account_store.create_token(
             conn, account_id=account["id"], name="short-lived", now=gateway.clock.now()
         )
     ok = await gateway.client.post("/v1/messages", json={**body, "token": token})
     assert ok.status_code == 202
-    async with gateway.engine.begin() as conn:
+    async with write_tx(gateway.engine) as conn:
         await account_store.revoke_token(
             conn, token_id=row["id"], account_id=None, now=gateway.clock.now()
         )
@@ -235,7 +236,7 @@ async def test_openapi_documents_our_error_shape(gateway: Harness) -> None:
 async def test_accounts_cannot_see_each_other(gateway: Harness) -> None:
     await gateway.reply(CUSTOMER, text="hello")
     mine = (await gateway.send(phone=CUSTOMER, message="mine")).json()["id"]
-    async with gateway.engine.begin() as conn:
+    async with write_tx(gateway.engine) as conn:
         other = await account_store.create_account(conn, name="other", now=gateway.clock.now())
         token, _ = await account_store.create_token(
             conn, account_id=other["id"], name="t", now=gateway.clock.now()
@@ -275,7 +276,7 @@ async def test_listing_filters_and_cursor_pagination(gateway: Harness) -> None:
 
 
 async def test_an_account_over_its_api_rate_gets_429_with_retry_after(gateway: Harness) -> None:
-    async with gateway.engine.begin() as conn:
+    async with write_tx(gateway.engine) as conn:
         slow = await account_store.create_account(
             conn, name="slow", now=gateway.clock.now(), api_rate=1
         )

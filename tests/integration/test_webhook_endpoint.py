@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tests.support.harness import Harness
 from wagate.cloud.webhooks import sign
+from wagate.store.db import write_tx
 from wagate.store.tables import inbound_messages, message_events, webhook_events
 
 CUSTOMER_WA = "16505551234"
@@ -226,16 +227,21 @@ async def test_a_status_that_beats_our_own_record_is_applied_later(gateway: Harn
     sent = await gateway.send(phone=CUSTOMER, message="hello")
     message_id = sent.json()["id"]
     await post(gateway, envelope(gateway, status("wamid.early", "failed", now, errors)))
-    async with gateway.engine.begin() as conn:
+    async with write_tx(gateway.engine) as conn:
         from datetime import timedelta
 
         claims = await outbox_store.claim(
             conn, owner="test", now=gateway.clock.now(), lease=timedelta(seconds=30), limit=10
         )
         assert [c.message_id for c in claims] == [message_id]
-        assert await outbox_store.record_accepted(
-            conn, message_id=message_id, owner="test", wamid="wamid.early", now=gateway.clock.now()
+        recorded, changes = await outbox_store.record_outcomes(
+            conn,
+            owner="test",
+            outcomes=[outbox_store.Sent(message_id, "wamid.early")],
+            now=gateway.clock.now(),
         )
+        assert recorded == {message_id}
+        assert [(c.message_id, c.status.value) for c in changes] == [(message_id, "failed")]
     message = await gateway.message(message_id)
     assert message["status"] == "failed"
     assert message["error"]["meta_code"] == 131049

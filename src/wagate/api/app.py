@@ -54,6 +54,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.acceptor.aclose()
             await dispatcher.stop()
             if sandbox is not None and hasattr(sandbox.state, "sandbox"):
                 await sandbox.state.sandbox.aclose()

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate.api.acceptor import Acceptor
 from wagate.api.ratelimit import AccountRateLimiter
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
 from wagate.store import accounts as account_store
+from wagate.store.db import write_tx
 
 
 @dataclass
@@ -22,6 +24,10 @@ class Services:
     clock: Clock
     wake_dispatcher: Any = field(default=None)  # Callable[[], None] | None
     rate_limiter: AccountRateLimiter = field(default_factory=AccountRateLimiter)
+    acceptor: Acceptor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.acceptor = Acceptor(self.engine, self.clock, rate_check=self.rate_limiter.check)
 
     def notify_queued(self) -> None:
         if self.wake_dispatcher is not None:
@@ -51,7 +57,7 @@ async def authenticate(services: Services, token: str | None) -> str:
     the account's API rate limit."""
     if not token:
         raise MissingToken()
-    async with services.engine.begin() as conn:
+    async with write_tx(services.engine) as conn:
         caller = await account_store.authenticate(conn, token=token, now=services.clock.now())
     if caller is None:
         raise InvalidToken()

@@ -15,12 +15,12 @@ from wagate.api.schemas import (
     SendMessageAccepted,
     error_responses,
 )
-from wagate.domain.errors import FieldError, NotFound, ValidationFailed
+from wagate.domain.errors import MissingToken, NotFound, ValidationFailed, WagateError
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import Status
 from wagate.domain.phone import normalize_phone
-from wagate.store import accounts as account_store
 from wagate.store import messages as message_store
+from wagate.store.accepts import AcceptRequest
 from wagate.store.messages import iso
 
 router = APIRouter(prefix="/v1", tags=["messages"])
@@ -50,38 +50,27 @@ async def send_message(request: Request, services: ServicesDep) -> JSONResponse:
     token = bearer_token(request)
     if token is None:
         body_token = fields.get("token")
-        token = body_token if isinstance(body_token, str) else None
-    account_id = await authenticate(services, token)
-    send = parse_send_request(fields, form=form)
-    now = services.clock.now()
-    async with services.engine.begin() as conn:
-        channel = await account_store.channel_for_send(
-            conn, account_id=account_id, wanted=send.channel
-        )
-        if channel is None:
-            raise ValidationFailed(
-                [
-                    FieldError(
-                        "channel",
-                        "unknown_channel",
-                        f"This account has no channel {send.channel!r}."
-                        if send.channel
-                        else "This account has no WhatsApp number yet; add one with "
-                        "`wagate channels add`.",
-                    )
-                ]
-            )
-        row = await message_store.accept_message(
-            conn, account_id=account_id, channel=channel, request=send, now=now
-        )
+        token = body_token if isinstance(body_token, str) and body_token else None
+    if token is None:
+        raise MissingToken()
+    try:
+        send = parse_send_request(fields, form=form)
+    except ValidationFailed:
+        # A bad token outranks bad fields; checking it only here keeps the good path to one
+        # transaction.
+        await authenticate(services, token)
+        raise
+    outcome = await services.acceptor.accept(AcceptRequest(token, send))
+    if isinstance(outcome, WagateError):
+        raise outcome
     services.notify_queued()
     body = {
         "success": True,
-        "id": row["id"],
-        "status": row["status"],
-        "type": row["type"],
-        "phone": row["phone"],
-        "window_expires_at": iso(row["window_expires_at"]),
+        "id": outcome["id"],
+        "status": outcome["status"],
+        "type": outcome["type"],
+        "phone": outcome["phone"],
+        "window_expires_at": iso(outcome["window_expires_at"]),
     }
     return JSONResponse(body, status_code=202)
 

@@ -21,6 +21,7 @@ from wagate.cloud.webhooks import WebhookParseError, parse_webhook, verify_signa
 from wagate.domain.errors import InvalidBody, WagateError
 from wagate.store import accounts as account_store
 from wagate.store import statuses as status_store
+from wagate.store.db import write_tx
 
 log = logging.getLogger("wagate.webhooks")
 router = APIRouter(tags=["webhooks"])
@@ -82,8 +83,8 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     # Effects only for numbers whose app secret signed this body.
     by_number = {c.phone_number_id: c for c in channels if c.app_secret in secrets}
     now = services.clock.now()
-    opened = moved = 0
-    async with services.engine.begin() as conn:
+    opened = 0
+    async with write_tx(services.engine) as conn:
         await status_store.store_webhook(
             conn,
             raw_body=raw,
@@ -97,9 +98,9 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
                 conn, channel=channel, message=message, now=now
             ):
                 opened += 1
-        for update in batch.statuses:
-            if update.phone_number_id in by_number and await status_store.apply_status_update(
-                conn, update, now
-            ):
-                moved += 1
-    return JSONResponse({"success": True, "inbound": opened, "statuses": moved})
+        changes = await status_store.apply_reports(
+            conn,
+            status_store.reports_from(u for u in batch.statuses if u.phone_number_id in by_number),
+            now=now,
+        )
+    return JSONResponse({"success": True, "inbound": opened, "statuses": len(changes)})

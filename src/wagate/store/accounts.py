@@ -162,7 +162,7 @@ async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> C
     return Caller(str(row.account_id), int(row.api_rate))
 
 
-def _channel(row: Any) -> Channel:
+def channel_from_row(row: Any) -> Channel:
     return Channel(**{k: row[k] for k in Channel.__dataclass_fields__})
 
 
@@ -205,7 +205,7 @@ async def add_channel(
         "created_at": now,
     }
     await conn.execute(channels.insert().values(**row))
-    return _channel(row)
+    return channel_from_row(row)
 
 
 async def list_channels(conn: AsyncConnection, *, account_id: str | None = None) -> list[Channel]:
@@ -213,13 +213,13 @@ async def list_channels(conn: AsyncConnection, *, account_id: str | None = None)
     if account_id is not None:
         query = query.where(channels.c.account_id == account_id)
     result = await conn.execute(query)
-    return [_channel(r) for r in result.mappings()]
+    return [channel_from_row(r) for r in result.mappings()]
 
 
 async def get_channel(conn: AsyncConnection, *, channel_id: str) -> Channel | None:
     result = await conn.execute(select(channels).where(channels.c.id == channel_id))
     row = result.mappings().first()
-    return _channel(row) if row else None
+    return channel_from_row(row) if row else None
 
 
 async def channel_for_send(
@@ -238,19 +238,19 @@ async def channel_for_send(
         query = query.order_by(channels.c.is_default.desc(), channels.c.created_at)
     result = await conn.execute(query.limit(1))
     row = result.mappings().first()
-    return _channel(row) if row else None
+    return channel_from_row(row) if row else None
 
 
 async def channels_by_phone_number_id(conn: AsyncConnection, ids: set[str]) -> dict[str, Channel]:
     if not ids:
         return {}
     result = await conn.execute(select(channels).where(channels.c.phone_number_id.in_(ids)))
-    return {r["phone_number_id"]: _channel(r) for r in result.mappings()}
+    return {r["phone_number_id"]: channel_from_row(r) for r in result.mappings()}
 
 
 async def channels_by_verify_token(conn: AsyncConnection, token: str) -> list[Channel]:
     result = await conn.execute(select(channels).where(channels.c.verify_token == token))
-    return [_channel(r) for r in result.mappings()]
+    return [channel_from_row(r) for r in result.mappings()]
 
 
 async def all_app_secrets(conn: AsyncConnection) -> list[Channel]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,8 +36,9 @@ def _sqlite_path(url: str) -> Path | None:
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     """WAL for concurrent readers; `synchronous=FULL` so a 202 survives power loss;
-    `BEGIN IMMEDIATE` so a transaction that will write takes the lock up front instead of
-    failing half way with SQLITE_BUSY."""
+    `BEGIN IMMEDIATE` for transactions opened by `write_tx`, so a transaction that will write
+    takes the lock up front instead of failing half way with SQLITE_BUSY; reads stay deferred
+    and never wait for writers."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -47,7 +52,8 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _check_synchronous(value: str) -> str:
@@ -102,3 +108,24 @@ def migrations_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_heads()
     return set(current) == set(script.get_heads())
+
+
+# One writer at a time per SQLite database in this process: SQLite allows one anyway, and
+# queueing here is far cheaper than SQLite's busy handler, which sleeps up to 100 ms a try.
+_write_locks: WeakKeyDictionary[AsyncEngine, asyncio.Lock] = WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that writes: committed on success, rolled back on error."""
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            yield conn
+        return
+    lock = _write_locks.get(engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine, asyncio.Lock())
+    async with lock, engine.connect() as conn:
+        await conn.execution_options(sqlite_immediate=True)
+        async with conn.begin():
+            yield conn

@@ -8,18 +8,15 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wagate.domain.errors import OutsideServiceWindow
-from wagate.domain.models import MessageType, SendRequest, Status
+from wagate.domain.models import MessageType, Status
 from wagate.domain.status import lifecycle_rank
 from wagate.domain.window import window_expires_at, window_open
-from wagate.ids import new_id
 from wagate.store.accounts import Channel
 from wagate.store.tables import (
     conversations,
     inbound_messages,
     message_events,
     messages,
-    outbox,
 )
 
 
@@ -30,60 +27,6 @@ async def last_inbound_at(conn: AsyncConnection, *, channel_id: str, phone: str)
         )
     )
     return result.scalar_one_or_none()
-
-
-async def accept_message(
-    conn: AsyncConnection, *, account_id: str, channel: Channel, request: SendRequest, now: datetime
-) -> dict[str, Any]:
-    """Store a message and queue it, in the caller's transaction. Free-form messages are refused
-    outside the customer service window, before anything is written."""
-    last_inbound = await last_inbound_at(conn, channel_id=channel.id, phone=request.phone)
-    free_form = request.content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
-    if free_form and not window_open(last_inbound, now):
-        if last_inbound is None:
-            detail = f"{request.phone} has never messaged this number"
-        else:
-            closed = window_expires_at(last_inbound)
-            assert closed is not None
-            detail = f"{request.phone}'s window closed at {iso(closed)}"
-        raise OutsideServiceWindow(
-            f"The 24-hour customer service window is closed ({detail}). Free-form messages can "
-            "only be sent within 24 hours of the customer's last message; send an approved "
-            "template with POST /v1/messages/template instead.",
-            field="phone",
-        )
-    row = {
-        "id": new_id("msg"),
-        "account_id": account_id,
-        "channel_id": channel.id,
-        "phone": request.phone,
-        "type": request.content.type.value,
-        "content": request.content.as_dict(),
-        "reply_to": request.reply_to,
-        "metadata": request.metadata,
-        "status": Status.QUEUED.value,
-        "wamid": None,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-    await conn.execute(messages.insert().values(**row))
-    await conn.execute(
-        message_events.insert().values(
-            message_id=row["id"], status=Status.QUEUED.value, occurred_at=now, recorded_at=now
-        )
-    )
-    await conn.execute(
-        outbox.insert().values(
-            message_id=row["id"],
-            channel_id=channel.id,
-            phone=request.phone,
-            available_at=now,
-            attempts=0,
-        )
-    )
-    row["window_expires_at"] = window_expires_at(last_inbound)
-    return row
 
 
 def iso(value: datetime | None) -> str | None:

@@ -8,15 +8,15 @@ parallel. A claim is a lease: if the claimer dies, the row is claimable again wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.models import Status
-from wagate.store.statuses import apply_pending_statuses
-from wagate.store.tables import message_events, messages, outbox
+from wagate.store.statuses import StatusChange, apply_parked
+from wagate.store.tables import conversations, message_events, messages, outbox
 
 # The same claim on both dialects; PostgreSQL adds SKIP LOCKED so that concurrent workers pass
 # over each other's rows instead of queueing behind them. SQLite runs it inside BEGIN IMMEDIATE
@@ -54,19 +54,19 @@ class Claim:
     attempts: int  # including this one
     type: str
     content: dict[str, Any]
-    reply_to: str | None
+    reply_to_wamid: str | None  # the wamid to quote, when the message replies to one
+    last_inbound_at: datetime | None  # the customer's window, as of the claim
 
 
 def _naive(value: datetime) -> datetime:
     # Raw SQL bypasses the UTCDateTime column type, so bind what it would have stored.
-    from datetime import UTC
-
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
 async def claim(
     conn: AsyncConnection, *, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claim]:
+    """Lease up to `limit` lane heads that are due, with what sending them needs."""
     result = await conn.execute(
         text(CLAIM_SQL[conn.dialect.name]),
         {
@@ -79,14 +79,31 @@ async def claim(
     claimed = {r.message_id: r for r in result}
     if not claimed:
         return []
+    quoted = messages.alias("quoted")
     rows = await conn.execute(
-        select(messages.c.id, messages.c.type, messages.c.content, messages.c.reply_to).where(
-            messages.c.id.in_(claimed)
+        select(
+            messages.c.id,
+            messages.c.type,
+            messages.c.content,
+            messages.c.reply_to,
+            quoted.c.wamid.label("quoted_wamid"),
+            conversations.c.last_inbound_at,
         )
+        .select_from(
+            messages.outerjoin(quoted, quoted.c.id == messages.c.reply_to).outerjoin(
+                conversations,
+                (conversations.c.channel_id == messages.c.channel_id)
+                & (conversations.c.phone == messages.c.phone),
+            )
+        )
+        .where(messages.c.id.in_(claimed))
     )
     out = []
     for m in rows:
         c = claimed[m.id]
+        reply_to_wamid = m.reply_to
+        if m.reply_to and m.reply_to.startswith("msg_"):
+            reply_to_wamid = m.quoted_wamid  # None until that message has been sent
         out.append(
             Claim(
                 message_id=m.id,
@@ -95,130 +112,177 @@ async def claim(
                 attempts=c.attempts,
                 type=m.type,
                 content=m.content,
-                reply_to=m.reply_to,
+                reply_to_wamid=reply_to_wamid,
+                last_inbound_at=m.last_inbound_at,
             )
         )
     out.sort(key=lambda c: c.message_id)
     return out
 
 
-async def wamid_of(conn: AsyncConnection, *, message_id: str) -> str | None:
-    result = await conn.execute(select(messages.c.wamid).where(messages.c.id == message_id))
-    return result.scalar_one_or_none()
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Meta took the message and answered with its wamid."""
+
+    message_id: str
+    wamid: str
 
 
-async def record_accepted(
-    conn: AsyncConnection, *, message_id: str, owner: str, wamid: str, now: datetime
-) -> bool:
-    """Meta took the message: record its wamid and end the lease in one transaction, so a
-    crash after this point can never send it again. Returns False if our lease was lost."""
-    gone = await conn.execute(
-        delete(outbox).where(outbox.c.message_id == message_id, outbox.c.lease_owner == owner)
-    )
-    if gone.rowcount == 0:
-        return False
-    current = await conn.execute(
-        select(messages.c.status, messages.c.attempts).where(messages.c.id == message_id)
-    )
-    row = current.one()
-    await conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id)
-        .values(
-            status=Status.ACCEPTED.value, wamid=wamid, updated_at=now, attempts=row.attempts + 1
-        )
-    )
-    await conn.execute(
-        message_events.insert().values(
-            message_id=message_id,
-            status=Status.ACCEPTED.value,
-            occurred_at=now,
-            recorded_at=now,
-        )
-    )
-    await apply_pending_statuses(
-        conn, message_id=message_id, wamid=wamid, current=Status.ACCEPTED, now=now
-    )
-    return True
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A permanent failure, retries given up, or the window closed: the message is failed."""
+
+    message_id: str
+    code: str
+    title: str
+    details: str
+    meta_code: int | None = None
+    attempted: bool = True
 
 
-async def record_failed(
-    conn: AsyncConnection,
-    *,
-    message_id: str,
-    owner: str | None,
-    code: str,
-    title: str,
-    details: str,
-    meta_code: int | None,
-    now: datetime,
-    attempted: bool = True,
-) -> bool:
-    """A permanent failure, or retries given up: the message is failed and leaves the queue."""
-    query = delete(outbox).where(outbox.c.message_id == message_id)
-    if owner is not None:
-        query = query.where(outbox.c.lease_owner == owner)
-    gone = await conn.execute(query)
-    if gone.rowcount == 0:
-        return False
-    await conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id)
-        .values(
-            status=Status.FAILED.value,
-            error_code=code,
-            meta_code=meta_code,
-            error_title=title,
-            error_details=details,
-            updated_at=now,
-            attempts=messages.c.attempts + (1 if attempted else 0),
-        )
-    )
-    await conn.execute(
-        message_events.insert().values(
-            message_id=message_id,
-            status=Status.FAILED.value,
-            occurred_at=now,
-            recorded_at=now,
-            meta_code=meta_code,
-            error_title=title,
-            error_details=details,
-        )
-    )
-    return True
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A temporary failure (or the recipient's pair rate): try again at `available_at`."""
+
+    message_id: str
+    available_at: datetime
+    meta_code: int | None = None
+    title: str | None = None
+    details: str | None = None
+    attempted: bool = True
 
 
-async def record_retry(
-    conn: AsyncConnection,
-    *,
-    message_id: str,
-    owner: str,
-    available_at: datetime,
-    meta_code: int | None,
-    title: str,
-    details: str,
-    now: datetime,
-) -> bool:
-    """A temporary failure: release the lease and try again at `available_at`."""
+Outcome = Sent | Failed | Retry
+
+
+async def _release(conn: AsyncConnection, owner: str, ids: list[str]) -> set[str]:
+    """Remove our leased rows from the outbox; returns the ids that were still ours."""
+    if not ids:
+        return set()
     result = await conn.execute(
-        update(outbox)
-        .where(outbox.c.message_id == message_id, outbox.c.lease_owner == owner)
-        .values(available_at=available_at, lease_until=None, lease_owner=None)
+        delete(outbox)
+        .where(outbox.c.message_id.in_(ids), outbox.c.lease_owner == owner)
+        .returning(outbox.c.message_id)
     )
-    if result.rowcount == 0:
-        return False
-    await conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id)
-        .values(
-            attempts=messages.c.attempts + 1,
-            meta_code=meta_code,
-            error_title=title,
-            error_details=details,
-            updated_at=now,
+    return {r.message_id for r in result}
+
+
+async def record_outcomes(
+    conn: AsyncConnection, *, owner: str, outcomes: list[Outcome], now: datetime
+) -> tuple[set[str], list[StatusChange]]:
+    """Record what became of a batch of claimed messages, in the caller's transaction.
+
+    A sent message's wamid is recorded in the same transaction that removes it from the
+    outbox, so once this commits it can never be sent again. Outcomes for messages whose lease
+    we lost (another dispatcher has them now) are dropped. Returns the ids recorded and the
+    status changes that parked webhook reports caused.
+    """
+    sent = [o for o in outcomes if isinstance(o, Sent)]
+    failed = [o for o in outcomes if isinstance(o, Failed)]
+    retries = [o for o in outcomes if isinstance(o, Retry)]
+    recorded: set[str] = set()
+
+    ours = await _release(conn, owner, [o.message_id for o in sent])
+    sent = [o for o in sent if o.message_id in ours]
+    if sent:
+        await conn.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("b_id"))
+            .values(
+                status=Status.ACCEPTED.value,
+                wamid=bindparam("b_wamid"),
+                updated_at=now,
+                attempts=messages.c.attempts + 1,
+            ),
+            [{"b_id": o.message_id, "b_wamid": o.wamid} for o in sent],
         )
-    )
-    return True
+        await conn.execute(
+            message_events.insert(),
+            [
+                {
+                    "message_id": o.message_id,
+                    "status": Status.ACCEPTED.value,
+                    "occurred_at": now,
+                    "recorded_at": now,
+                }
+                for o in sent
+            ],
+        )
+        recorded |= ours
+
+    ours = await _release(conn, owner, [o.message_id for o in failed])
+    failed = [o for o in failed if o.message_id in ours]
+    if failed:
+        await conn.execute(
+            update(messages)
+            .where(messages.c.id == bindparam("b_id"))
+            .values(
+                status=Status.FAILED.value,
+                error_code=bindparam("b_code"),
+                meta_code=bindparam("b_meta_code"),
+                error_title=bindparam("b_title"),
+                error_details=bindparam("b_details"),
+                updated_at=now,
+                attempts=messages.c.attempts + bindparam("b_attempted"),
+            ),
+            [
+                {
+                    "b_id": o.message_id,
+                    "b_code": o.code,
+                    "b_meta_code": o.meta_code,
+                    "b_title": o.title,
+                    "b_details": o.details,
+                    "b_attempted": 1 if o.attempted else 0,
+                }
+                for o in failed
+            ],
+        )
+        await conn.execute(
+            message_events.insert(),
+            [
+                {
+                    "message_id": o.message_id,
+                    "status": Status.FAILED.value,
+                    "occurred_at": now,
+                    "recorded_at": now,
+                    "meta_code": o.meta_code,
+                    "error_title": o.title,
+                    "error_details": o.details,
+                }
+                for o in failed
+            ],
+        )
+        recorded |= ours
+
+    for o in retries:
+        result = await conn.execute(
+            update(outbox)
+            .where(outbox.c.message_id == o.message_id, outbox.c.lease_owner == owner)
+            .values(
+                available_at=o.available_at,
+                lease_until=None,
+                lease_owner=None,
+                # A pair-rate postponement is not an attempt.
+                attempts=outbox.c.attempts - (0 if o.attempted else 1),
+            )
+        )
+        if result.rowcount == 0:
+            continue
+        recorded.add(o.message_id)
+        if o.attempted:
+            await conn.execute(
+                update(messages)
+                .where(messages.c.id == o.message_id)
+                .values(
+                    attempts=messages.c.attempts + 1,
+                    meta_code=o.meta_code,
+                    error_title=o.title,
+                    error_details=o.details,
+                    updated_at=now,
+                )
+            )
+    changes = await apply_parked(conn, [o.wamid for o in sent], now=now)
+    return recorded, changes
 
 
 async def queue_depth(conn: AsyncConnection) -> int:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.failures import error_slug
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
-from wagate.domain.status import advances
+from wagate.domain.status import advances, lifecycle_rank
 from wagate.store.accounts import Channel
 from wagate.store.sql import insert_ignore
 from wagate.store.tables import (
@@ -101,129 +104,187 @@ async def record_inbound(
     return True
 
 
-async def apply_status(
-    conn: AsyncConnection,
-    *,
-    wamid: str,
-    status: Status,
-    occurred_at: datetime,
-    errors: Iterable[MetaError],
-    now: datetime,
-) -> bool:
-    """Record one status report. An unknown wamid is parked until our send is recorded.
-    Returns whether the message's status moved."""
-    errors = list(errors)
-    result = await conn.execute(
-        select(messages.c.id, messages.c.status).where(messages.c.wamid == wamid)
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A message whose status moved (for callbacks and metrics)."""
+
+    message_id: str
+    status: Status
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One status report for one wamid, from a webhook or parked until its wamid was known."""
+
+    wamid: str
+    status: Status
+    occurred_at: datetime
+    errors: tuple[MetaError, ...] = ()
+
+
+def _errors_json(errors: Iterable[MetaError]) -> list[dict[str, Any]]:
+    return [{"code": e.code, "title": e.title, "details": e.details} for e in errors]
+
+
+def _errors_from_json(raw: Any) -> tuple[MetaError, ...]:
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return tuple(
+        MetaError(e.get("code"), e.get("title") or "", e.get("details") or "") for e in raw or ()
     )
-    row = result.first()
-    if row is None:
-        await insert_ignore(
+
+
+_CHUNK = 500
+
+
+async def apply_reports(
+    conn: AsyncConnection, reports: Sequence[Report], *, now: datetime
+) -> list[StatusChange]:
+    """Apply status reports set-wise: each (message, status) event is recorded once, and a
+    message moves only forward, whatever order, repetition or lateness the reports come in.
+    Reports for wamids we have not recorded yet are parked (see `apply_parked`)."""
+    if not reports:
+        return []
+    wamids = list({r.wamid for r in reports})
+    known: dict[str, tuple[str, Status]] = {}
+    for i in range(0, len(wamids), _CHUNK):
+        rows = await conn.execute(
+            select(messages.c.id, messages.c.status, messages.c.wamid).where(
+                messages.c.wamid.in_(wamids[i : i + _CHUNK])
+            )
+        )
+        known.update({r.wamid: (r.id, Status(r.status)) for r in rows})
+    parked = [r for r in reports if r.wamid not in known]
+    if parked:
+        await _insert_ignoring(
             conn,
             pending_statuses,
-            {
-                "wamid": wamid,
-                "status": status.value,
-                "occurred_at": occurred_at,
-                "errors": [
-                    {"code": e.code, "title": e.title, "details": e.details} for e in errors
-                ],
-                "received_at": now,
-            },
+            [
+                {
+                    "wamid": r.wamid,
+                    "status": r.status.value,
+                    "occurred_at": r.occurred_at,
+                    "errors": _errors_json(r.errors),
+                    "received_at": now,
+                }
+                for r in parked
+            ],
             ["wamid", "status"],
         )
-        return False
-    return await _apply_to_message(
-        conn,
-        message_id=row.id,
-        current=Status(row.status),
-        status=status,
-        occurred_at=occurred_at,
-        errors=errors,
-        now=now,
-    )
+    by_message: dict[str, list[Report]] = defaultdict(list)
+    for r in reports:
+        if r.wamid in known:
+            by_message[known[r.wamid][0]].append(r)
+    if not by_message:
+        return []
+    events = []
+    for message_id, items in by_message.items():
+        for r in items:
+            first = r.errors[0] if r.errors else None
+            events.append(
+                {
+                    "message_id": message_id,
+                    "status": r.status.value,
+                    "occurred_at": r.occurred_at,
+                    "recorded_at": now,
+                    "meta_code": first.code if first else None,
+                    "error_title": first.title if first else None,
+                    "error_details": first.details if first else None,
+                }
+            )
+    await _insert_ignoring(conn, message_events, events, ["message_id", "status"])
 
-
-async def _apply_to_message(
-    conn: AsyncConnection,
-    *,
-    message_id: str,
-    current: Status,
-    status: Status,
-    occurred_at: datetime,
-    errors: list[MetaError],
-    now: datetime,
-) -> bool:
-    first = errors[0] if errors else None
-    new_event = await insert_ignore(
-        conn,
-        message_events,
-        {
-            "message_id": message_id,
-            "status": status.value,
-            "occurred_at": occurred_at,
-            "recorded_at": now,
-            "meta_code": first.code if first else None,
-            "error_title": first.title if first else None,
-            "error_details": first.details if first else None,
-        },
-        ["message_id", "status"],
-    )
-    if not new_event or not advances(current, status):
-        return False
-    values: dict[str, Any] = {"status": status.value, "updated_at": now}
-    if status is Status.FAILED:
-        values.update(
-            error_code=error_slug(first.code if first else None),
-            meta_code=first.code if first else None,
-            error_title=first.title if first else "Failed",
-            error_details=first.details if first else "",
+    current = {message_id: status for message_id, status in known.values()}
+    changes: list[StatusChange] = []
+    moved: dict[Status, list[str]] = defaultdict(list)
+    failures: list[dict[str, Any]] = []
+    for message_id, items in by_message.items():
+        status = current[message_id]
+        final: Report | None = None
+        for r in sorted(items, key=lambda r: lifecycle_rank(r.status)):
+            if advances(status, r.status):
+                status, final = r.status, r
+        if final is None:
+            continue
+        changes.append(StatusChange(message_id, status, final.occurred_at))
+        if status is Status.FAILED:
+            first = final.errors[0] if final.errors else None
+            code = first.code if first else None
+            failures.append(
+                {
+                    "b_id": message_id,
+                    "b_code": error_slug(code),
+                    "b_meta_code": code,
+                    "b_title": first.title if first else "Failed",
+                    "b_details": first.details if first else "",
+                }
+            )
+        else:
+            moved[status].append(message_id)
+    # Each UPDATE only moves rows that are still behind the new status, so a concurrent
+    # transaction that already moved a message further wins, on every dialect.
+    for status, ids in moved.items():
+        for i in range(0, len(ids), _CHUNK):
+            await conn.execute(
+                update(messages)
+                .where(
+                    messages.c.id.in_(ids[i : i + _CHUNK]), messages.c.status.in_(_behind(status))
+                )
+                .values(status=status.value, updated_at=now)
+            )
+    if failures:
+        await conn.execute(
+            update(messages)
+            .where(
+                messages.c.id == bindparam("b_id"),
+                messages.c.status.in_(_behind(Status.FAILED)),
+            )
+            .values(
+                status=Status.FAILED.value,
+                updated_at=now,
+                error_code=bindparam("b_code"),
+                meta_code=bindparam("b_meta_code"),
+                error_title=bindparam("b_title"),
+                error_details=bindparam("b_details"),
+            ),
+            failures,
         )
-    # The WHERE on the current status makes a concurrent, older report lose the race harmlessly.
-    await conn.execute(
-        update(messages)
-        .where(messages.c.id == message_id, messages.c.status == current.value)
-        .values(**values)
+    return changes
+
+
+def _behind(status: Status) -> list[str]:
+    return [s.value for s in Status if advances(s, status)]
+
+
+async def _insert_ignoring(
+    conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], conflict: list[str]
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    await conn.execute(statement, rows)
+
+
+async def apply_parked(
+    conn: AsyncConnection, wamids: Sequence[str], *, now: datetime
+) -> list[StatusChange]:
+    """Apply reports that arrived before we recorded their wamids (just recorded now)."""
+    if not wamids:
+        return []
+    rows = await conn.execute(
+        select(pending_statuses).where(pending_statuses.c.wamid.in_(list(wamids)))
     )
-    return True
-
-
-async def apply_pending_statuses(
-    conn: AsyncConnection, *, message_id: str, wamid: str, current: Status, now: datetime
-) -> Status:
-    """Apply reports that arrived before we recorded the wamid; returns the resulting status."""
-    result = await conn.execute(select(pending_statuses).where(pending_statuses.c.wamid == wamid))
-    parked = list(result.mappings())
+    parked = [
+        Report(r["wamid"], Status(r["status"]), r["occurred_at"], _errors_from_json(r["errors"]))
+        for r in rows.mappings()
+    ]
     if not parked:
-        return current
-    for report in sorted(parked, key=lambda r: r["occurred_at"]):
-        status = Status(report["status"])
-        raw_errors = report["errors"]
-        if isinstance(raw_errors, str):
-            raw_errors = json.loads(raw_errors)
-        errors = [
-            MetaError(e.get("code"), e.get("title", ""), e.get("details", "")) for e in raw_errors
-        ]
-        if await _apply_to_message(
-            conn,
-            message_id=message_id,
-            current=current,
-            status=status,
-            occurred_at=report["occurred_at"],
-            errors=errors,
-            now=now,
-        ):
-            current = status
-    await conn.execute(delete(pending_statuses).where(pending_statuses.c.wamid == wamid))
-    return current
-
-
-async def apply_status_update(conn: AsyncConnection, update_: StatusUpdate, now: datetime) -> bool:
-    return await apply_status(
-        conn,
-        wamid=update_.wamid,
-        status=update_.status,
-        occurred_at=update_.timestamp,
-        errors=update_.errors,
-        now=now,
+        return []
+    await conn.execute(
+        delete(pending_statuses).where(pending_statuses.c.wamid.in_({p.wamid for p in parked}))
     )
+    return await apply_reports(conn, parked, now=now)
+
+
+def reports_from(updates: Iterable[StatusUpdate]) -> list[Report]:
+    return [Report(u.wamid, u.status, u.timestamp, tuple(u.errors)) for u in updates]

@@ -1,0 +1,89 @@
+"""Group commit for `POST /v1/messages`: requests that arrive together are stored together.
+
+Every request waits for the transaction that holds its message; the transaction is committed
+(and, on SQLite, fsynced) once for the whole batch. A 202 is therefore only ever sent after the
+message is durable, and under load many messages share one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wagate.clock import Clock
+from wagate.domain.errors import ServiceUnavailable, WagateError
+from wagate.store.accepts import AcceptRequest, RateCheck, accept_batch
+from wagate.store.db import write_tx
+
+log = logging.getLogger("wagate.api")
+
+Outcome = dict[str, Any] | WagateError
+
+
+class Acceptor:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        *,
+        rate_check: RateCheck | None = None,
+        max_batch: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.rate_check = rate_check
+        self.max_batch = max_batch
+        self._pending: list[tuple[AcceptRequest, asyncio.Future[Outcome]]] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def accept(self, item: AcceptRequest) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._ready.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="wagate-acceptor")
+        return await future
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for _, future in self._pending:
+            if not future.done():
+                future.set_result(ServiceUnavailable("The server is shutting down."))
+        self._pending.clear()
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
+        try:
+            async with write_tx(self.engine) as conn:
+                outcomes = await accept_batch(
+                    conn,
+                    [item for item, _ in batch],
+                    now=self.clock.now(),
+                    rate_check=self.rate_check,
+                )
+        except Exception as exc:  # the whole batch was rolled back: nothing was accepted
+            log.error("could not store %d messages: %s", len(batch), type(exc).__name__)
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(ServiceUnavailable())
+            return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)

@@ -1,0 +1,219 @@
+"""Accepting many messages in one transaction (group commit).
+
+Each accept needs its token checked, its channel found and, for free-form messages, the
+customer's window read, then three rows written. Done one request at a time that is one fsync
+per message; done here for every request waiting at that moment, it is one fsync per batch, with
+the same answer for each request as if it had been alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wagate.domain.errors import (
+    FieldError,
+    InvalidToken,
+    OutsideServiceWindow,
+    RateLimited,
+    ValidationFailed,
+    WagateError,
+)
+from wagate.domain.models import MessageType, SendRequest, Status
+from wagate.domain.window import window_expires_at, window_open
+from wagate.ids import new_id
+from wagate.store.accounts import LAST_USED_RESOLUTION, Channel, channel_from_row, hash_token
+from wagate.store.messages import iso
+from wagate.store.tables import (
+    accounts,
+    api_tokens,
+    channels,
+    conversations,
+    message_events,
+    messages,
+    outbox,
+)
+
+# (account_id, api_rate) → seconds to wait, or None when the request may go ahead.
+RateCheck = Callable[[str, int], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptRequest:
+    token: str
+    request: SendRequest
+
+
+def window_closed_error(phone: str, last_inbound: datetime | None) -> OutsideServiceWindow:
+    if last_inbound is None:
+        detail = f"{phone} has never messaged this number"
+    else:
+        detail = f"{phone}'s window closed at {iso(window_expires_at(last_inbound))}"
+    return OutsideServiceWindow(
+        f"The 24-hour customer service window is closed ({detail}). Free-form messages can "
+        "only be sent within 24 hours of the customer's last message; send an approved "
+        "template with POST /v1/messages/template instead.",
+        field="phone",
+    )
+
+
+def _unknown_channel(wanted: str | None) -> ValidationFailed:
+    message = (
+        f"This account has no channel {wanted!r}."
+        if wanted
+        else "This account has no WhatsApp number yet; add one with `wagate channels add`."
+    )
+    return ValidationFailed([FieldError("channel", "unknown_channel", message)])
+
+
+def _pick_channel(candidates: Sequence[Channel], wanted: str | None) -> Channel | None:
+    if wanted:
+        digits = wanted.lstrip("+")
+        for c in candidates:
+            if wanted in (c.id, c.phone_number_id) or c.display_phone_number == digits:
+                return c
+        return None
+    for c in candidates:
+        if c.is_default:
+            return c
+    return candidates[0] if candidates else None
+
+
+async def accept_batch(
+    conn: AsyncConnection,
+    items: Sequence[AcceptRequest],
+    *,
+    now: datetime,
+    rate_check: RateCheck | None = None,
+) -> list[dict[str, Any] | WagateError]:
+    """Store and queue every acceptable message; for each item, its message row (with
+    `window_expires_at`) or the error that refused it. Nothing is written for refused items."""
+    hashes = {hash_token(item.token) for item in items}
+    token_rows = await conn.execute(
+        select(
+            api_tokens.c.id,
+            api_tokens.c.token_hash,
+            api_tokens.c.account_id,
+            api_tokens.c.last_used_at,
+            accounts.c.api_rate,
+        )
+        .join(accounts, accounts.c.id == api_tokens.c.account_id)
+        .where(api_tokens.c.token_hash.in_(hashes), api_tokens.c.revoked_at.is_(None))
+    )
+    by_hash = {r.token_hash: r for r in token_rows}
+    account_ids = {r.account_id for r in by_hash.values()}
+    by_account: dict[str, list[Channel]] = {a: [] for a in account_ids}
+    if account_ids:
+        channel_rows = await conn.execute(
+            select(channels)
+            .where(channels.c.account_id.in_(account_ids))
+            .order_by(channels.c.created_at)
+        )
+        for row in channel_rows.mappings():
+            by_account[row["account_id"]].append(channel_from_row(row))
+
+    outcomes: list[dict[str, Any] | WagateError] = []
+    chosen: list[tuple[int, str, Channel]] = []  # (index, account, channel) still in the running
+    for index, item in enumerate(items):
+        token = by_hash.get(hash_token(item.token))
+        if token is None:
+            outcomes.append(InvalidToken())
+            continue
+        wait = rate_check(token.account_id, token.api_rate) if rate_check else None
+        if wait is not None:
+            outcomes.append(
+                RateLimited(
+                    wait,
+                    f"This account may make {token.api_rate} requests a second (bursts to "
+                    f"{2 * token.api_rate}); retry after {wait:.2f} s.",
+                )
+            )
+            continue
+        channel = _pick_channel(by_account[token.account_id], item.request.channel)
+        if channel is None:
+            outcomes.append(_unknown_channel(item.request.channel))
+            continue
+        outcomes.append({})
+        chosen.append((index, token.account_id, channel))
+
+    lanes = {(c.id, items[i].request.phone) for i, _, c in chosen}
+    windows: dict[tuple[str, str], datetime] = {}
+    if lanes:
+        phones = {p for _, p in lanes}
+        channel_ids = {c for c, _ in lanes}
+        rows = await conn.execute(
+            select(
+                conversations.c.channel_id, conversations.c.phone, conversations.c.last_inbound_at
+            ).where(conversations.c.channel_id.in_(channel_ids), conversations.c.phone.in_(phones))
+        )
+        windows = {(r.channel_id, r.phone): r.last_inbound_at for r in rows}
+
+    message_rows: list[dict[str, Any]] = []
+    for index, account_id, channel in chosen:
+        request = items[index].request
+        last_inbound = windows.get((channel.id, request.phone))
+        free_form = request.content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
+        if free_form and not window_open(last_inbound, now):
+            outcomes[index] = window_closed_error(request.phone, last_inbound)
+            continue
+        message: dict[str, Any] = {
+            "id": new_id("msg"),
+            "account_id": account_id,
+            "channel_id": channel.id,
+            "phone": request.phone,
+            "type": request.content.type.value,
+            "content": request.content.as_dict(),
+            "reply_to": request.reply_to,
+            "metadata": request.metadata,
+            "status": Status.QUEUED.value,
+            "wamid": None,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        message_rows.append(message)
+        outcomes[index] = message | {"window_expires_at": window_expires_at(last_inbound)}
+
+    if message_rows:
+        await conn.execute(messages.insert(), message_rows)
+        await conn.execute(
+            message_events.insert(),
+            [
+                {
+                    "message_id": r["id"],
+                    "status": Status.QUEUED.value,
+                    "occurred_at": now,
+                    "recorded_at": now,
+                }
+                for r in message_rows
+            ],
+        )
+        await conn.execute(
+            outbox.insert(),
+            [
+                {
+                    "message_id": r["id"],
+                    "channel_id": r["channel_id"],
+                    "phone": r["phone"],
+                    "available_at": now,
+                    "attempts": 0,
+                }
+                for r in message_rows
+            ],
+        )
+    stale = [
+        r.id
+        for r in by_hash.values()
+        if r.last_used_at is None or now - r.last_used_at > LAST_USED_RESOLUTION
+    ]
+    if stale:
+        # last_used_at is a hint for people; refreshing it at most once a minute keeps it cheap.
+        await conn.execute(
+            update(api_tokens).where(api_tokens.c.id.in_(stale)).values(last_used_at=now)
+        )
+    return outcomes
