@@ -1,8 +1,11 @@
 """The dispatcher: claims due messages from the outbox and hands them to the Cloud API.
 
-Delivery is at-least-once: a message leaves the outbox only in the transaction that records
-Meta's answer, so a crash between Meta's 200 and that commit sends it again when the lease ends
-(rare, and the window for it is one HTTP round trip).
+Claims are leases, taken in batches; sends run concurrently (one at a time per recipient, by
+the claim's lane rule); what Meta answered is recorded in batches by one committer, so under
+load many messages share one transaction. Delivery is at-least-once: a message leaves the
+outbox only in the transaction that records Meta's answer, so a crash between Meta's 200 and
+that commit sends it again when the lease ends (rare; the window is one round trip plus one
+batch).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -22,19 +26,24 @@ from wagate.clock import Clock
 from wagate.cloud.client import CloudApiError, CloudClient
 from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
-from wagate.dispatch.pacing import ChannelPacer
+from wagate.dispatch.pacing import Pacer, make_pacer
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
 from wagate.domain.models import MessageContent, MessageType
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
 from wagate.store import accounts as account_store
-from wagate.store import messages as message_store
 from wagate.store import outbox as outbox_store
 from wagate.store.accounts import Channel
-from wagate.store.outbox import Claim
+from wagate.store.db import write_tx
+from wagate.store.messages import iso
+from wagate.store.outbox import Claim, Failed, Outcome, Retry, Sent
+from wagate.store.statuses import StatusChange
 
 log = logging.getLogger("wagate.dispatch")
+
+CHANNEL_CACHE_SECONDS = 30.0
+THROUGHPUT_REACHED = 130429
 
 
 class Dispatcher:
@@ -45,27 +54,39 @@ class Dispatcher:
         settings: Settings,
         clock: Clock,
         cloud: CloudClient,
-        on_change: Callable[[], Awaitable[None]] | None = None,
+        on_changes: Callable[[list[StatusChange]], Awaitable[None]] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
         self.cloud = cloud
+        self.on_changes = on_changes
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.pacer = ChannelPacer()
+        self._own_pacer = pacer is None
+        self.pacer = pacer or make_pacer(
+            settings.redis_url,
+            pair_interval=settings.pair_interval or 6.0,
+            pair_burst=settings.pair_burst,
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(settings.dispatch_concurrency)
-        self._channels: dict[str, Channel] = {}
+        self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._outcomes_ready = asyncio.Event()
+        self._channels: dict[str, tuple[float, Channel]] = {}
         self._rng = random.Random()
         self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
 
     async def stop(self) -> None:
@@ -80,6 +101,13 @@ class Dispatcher:
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
+        if self._own_pacer:
+            await self.pacer.aclose()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -89,6 +117,7 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("dispatcher cycle failed; retrying shortly")
+                await asyncio.sleep(1.0)
                 claimed = 0
             if claimed == 0:
                 self._wake.clear()
@@ -99,9 +128,11 @@ class Dispatcher:
         """Claim one batch and start sending it; returns how many were claimed."""
         free = self.settings.dispatch_concurrency - len(self._inflight)
         if free <= 0:
-            await asyncio.sleep(0.01)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
-        async with self.engine.begin() as conn:
+        async with write_tx(self.engine) as conn:
             claims = await outbox_store.claim(
                 conn,
                 owner=self.owner,
@@ -109,7 +140,7 @@ class Dispatcher:
                 lease=timedelta(seconds=self.settings.lease_seconds),
                 limit=min(free, self.settings.dispatch_batch),
             )
-        lease_ends = asyncio.get_running_loop().time() + self.settings.lease_seconds
+        lease_ends = time.monotonic() + self.settings.lease_seconds
         for claim in claims:
             task = asyncio.create_task(self._deliver(claim, lease_ends))
             self._inflight.add(task)
@@ -120,7 +151,7 @@ class Dispatcher:
         self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", exc_info=task.exception())
-        self._wake.set()  # a lane may have a next message now
+        self._wake.set()  # a slot is free, and the lane may have a next message
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Run until the outbox has nothing due (for tests and the CLI)."""
@@ -133,125 +164,96 @@ class Dispatcher:
             elif claimed == 0:
                 return
 
+    # ------------------------------------------------------------------ one message
+
     async def _channel(self, channel_id: str) -> Channel:
-        channel = self._channels.get(channel_id)
+        cached = self._channels.get(channel_id)
+        if cached is not None and time.monotonic() - cached[0] < CHANNEL_CACHE_SECONDS:
+            return cached[1]
+        async with self.engine.connect() as conn:
+            channel = await account_store.get_channel(conn, channel_id=channel_id)
         if channel is None:
-            async with self.engine.connect() as conn:
-                channel = await account_store.get_channel(conn, channel_id=channel_id)
-            if channel is None:
-                raise LookupError(f"channel {channel_id} is gone")
-            self._channels[channel_id] = channel
+            raise LookupError(f"channel {channel_id} is gone")
+        self._channels[channel_id] = (time.monotonic(), channel)
         return channel
 
     async def _deliver(self, claim: Claim, lease_ends: float) -> None:
-        async with self._slots:
-            channel = await self._channel(claim.channel_id)
-            content = MessageContent.from_dict(claim.content)
-            if content.type in (MessageType.TEXT, MessageType.INTERACTIVE) and not (
-                await self._window_still_open(claim)
-            ):
-                return
-            reply_to_wamid = await self._reply_to_wamid(claim)
-            payload = build_message_payload(
-                to=claim.phone, content=content, reply_to_wamid=reply_to_wamid
-            )
-            await self.pacer.acquire(channel.id, channel.mps)
-            # Sending after our lease ran out could race another dispatcher that claimed the
-            # message since; leave it to that one (or to our next claim).
-            if asyncio.get_running_loop().time() > lease_ends - self.settings.send_timeout:
-                log.warning("lease on %s ran out while pacing; not sending", claim.message_id)
-                return
-            try:
-                result = await self.cloud.send_message(
-                    graph_url=channel.graph_url,
-                    version=self.settings.graph_api_version,
-                    phone_number_id=channel.phone_number_id,
-                    access_token=channel.access_token,
-                    payload=payload,
-                )
-            except CloudApiError as error:
-                await self._handle_error(claim, error)
-                return
-            async with self.engine.begin() as conn:
-                recorded = await outbox_store.record_accepted(
-                    conn,
-                    message_id=claim.message_id,
-                    owner=self.owner,
-                    wamid=result.wamid,
-                    now=self.clock.now(),
-                )
-            if not recorded:
-                log.warning("lease on %s was lost before Meta answered", claim.message_id)
+        outcome = await self._attempt(claim, lease_ends)
+        if outcome is not None:
+            await self._record(outcome)
 
-    async def _window_still_open(self, claim: Claim) -> bool:
-        async with self.engine.begin() as conn:
-            last = await message_store.last_inbound_at(
-                conn, channel_id=claim.channel_id, phone=claim.phone
-            )
-            now = self.clock.now()
-            if window_open(last, now):
-                return True
-            closed = window_expires_at(last)
-            await outbox_store.record_failed(
-                conn,
-                message_id=claim.message_id,
-                owner=self.owner,
+    async def _attempt(self, claim: Claim, lease_ends: float) -> Outcome | None:
+        content = MessageContent.from_dict(claim.content)
+        now = self.clock.now()
+        free_form = content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
+        if free_form and not window_open(claim.last_inbound_at, now):
+            closed = window_expires_at(claim.last_inbound_at)
+            return Failed(
+                claim.message_id,
                 code="outside_service_window",
                 title="Customer service window closed",
                 details=(
                     "The customer's 24-hour window closed"
-                    + (f" at {message_store.iso(closed)}" if closed else "")
+                    + (f" at {iso(closed)}" if closed else "")
                     + " before the message could be handed to WhatsApp; send a template instead."
                 ),
-                meta_code=None,
-                now=now,
                 attempted=False,
             )
-        return False
-
-    async def _reply_to_wamid(self, claim: Claim) -> str | None:
-        if not claim.reply_to:
-            return None
-        if not claim.reply_to.startswith("msg_"):
-            return claim.reply_to
-        async with self.engine.connect() as conn:
-            return await outbox_store.wamid_of(conn, message_id=claim.reply_to)
-
-    async def _handle_error(self, claim: Claim, error: CloudApiError) -> None:
-        retry_class = meta_errors.classify(error.meta_code, error.http_status)
-        now = self.clock.now()
-        give_up = claim.attempts >= self.settings.max_attempts
-        async with self.engine.begin() as conn:
-            if retry_class is meta_errors.RetryClass.PERMANENT or give_up:
-                details = error.details
-                if give_up and retry_class is not meta_errors.RetryClass.PERMANENT:
-                    details = f"Gave up after {claim.attempts} attempts; last error: {details}"
-                await outbox_store.record_failed(
-                    conn,
-                    message_id=claim.message_id,
-                    owner=self.owner,
-                    code=error_slug(error.meta_code)
-                    if retry_class is meta_errors.RetryClass.PERMANENT
-                    else "retries_exhausted",
-                    title=error.title,
-                    details=details,
-                    meta_code=error.meta_code,
-                    now=now,
+        channel = await self._channel(claim.channel_id)
+        payload = build_message_payload(
+            to=claim.phone, content=content, reply_to_wamid=claim.reply_to_wamid
+        )
+        if self.settings.pair_interval > 0:
+            # Meta's pair rate: past the burst, a recipient gets one message per interval. A
+            # message that would exceed it waits in the queue, not in a worker slot.
+            wait = await self.pacer.try_pair(channel.id, claim.phone)
+            if wait > 0:
+                return Retry(
+                    claim.message_id,
+                    available_at=now + timedelta(seconds=wait),
+                    attempted=False,
                 )
-                return
-            delay = meta_errors.backoff_seconds(
-                claim.attempts, retry_class, error.meta_code, error.retry_after, self._rng
+        await self.pacer.acquire_channel(channel.id, channel.mps)
+        # Sending after our lease ran out could race another dispatcher that claimed the
+        # message since; leave it to that one (or to our next claim).
+        if time.monotonic() > lease_ends - self.settings.send_timeout:
+            log.warning("lease on %s ran out while pacing; not sending", claim.message_id)
+            return None
+        try:
+            result = await self.cloud.send_message(
+                graph_url=channel.graph_url,
+                version=self.settings.graph_api_version,
+                phone_number_id=channel.phone_number_id,
+                access_token=channel.access_token,
+                payload=payload,
             )
-            await outbox_store.record_retry(
-                conn,
-                message_id=claim.message_id,
-                owner=self.owner,
-                available_at=now + timedelta(seconds=delay),
-                meta_code=error.meta_code,
+        except CloudApiError as error:
+            if error.meta_code == THROUGHPUT_REACHED:
+                await self.pacer.throttled(channel.id)
+            return self._after_error(claim, error)
+        return Sent(claim.message_id, result.wamid)
+
+    def _after_error(self, claim: Claim, error: CloudApiError) -> Outcome:
+        retry_class = meta_errors.classify(error.meta_code, error.http_status)
+        if retry_class is meta_errors.RetryClass.PERMANENT:
+            return Failed(
+                claim.message_id,
+                code=error_slug(error.meta_code),
                 title=error.title,
                 details=error.details,
-                now=now,
+                meta_code=error.meta_code,
             )
+        if claim.attempts >= self.settings.max_attempts:
+            return Failed(
+                claim.message_id,
+                code="retries_exhausted",
+                title=error.title,
+                details=f"Gave up after {claim.attempts} attempts; last error: {error.details}",
+                meta_code=error.meta_code,
+            )
+        delay = meta_errors.backoff_seconds(
+            claim.attempts, retry_class, error.meta_code, error.retry_after, self._rng
+        )
         log.info(
             "message %s: %s (meta code %s), retry %d in %.1fs",
             claim.message_id,
@@ -260,3 +262,47 @@ class Dispatcher:
             claim.attempts,
             delay,
         )
+        return Retry(
+            claim.message_id,
+            available_at=self.clock.now() + timedelta(seconds=delay),
+            meta_code=error.meta_code,
+            title=error.title,
+            details=error.details,
+        )
+
+    # ------------------------------------------------------------------ group commit
+
+    async def _record(self, outcome: Outcome) -> None:
+        """Queue an outcome for the committer and wait until it is durable, so the lane's next
+        message is claimed only after this one left the outbox."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, future))
+        self._outcomes_ready.set()
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name="wagate-committer")
+        await future
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready.clear()
+            while self._outcomes:
+                batch = self._outcomes[:500]
+                del self._outcomes[:500]
+                try:
+                    async with write_tx(self.engine) as conn:
+                        _, changes = await outbox_store.record_outcomes(
+                            conn,
+                            owner=self.owner,
+                            outcomes=[o for o, _ in batch],
+                            now=self.clock.now(),
+                        )
+                except Exception as exc:
+                    # Nothing recorded: the leases will run out and the messages be retried.
+                    log.error("could not record %d outcomes: %s", len(batch), exc)
+                    changes = []
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+                if changes and self.on_changes is not None:
+                    await self.on_changes(changes)
