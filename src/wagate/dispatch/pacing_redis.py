@@ -1,0 +1,174 @@
+"""Pacing shared through Redis: every worker, on any machine, keeps to the same limits.
+
+Each operation is one call of one Lua script, so a read-modify-write of a limit is atomic across
+workers. The script takes "now" from the Redis server's TIME, so the clocks of the workers'
+machines never matter, and gives every key a TTL that ends when the key would be as good as
+absent, so idle channels and recipients leave nothing behind. redis-py's registered script
+sends EVALSHA and loads the script on NOSCRIPT (a restarted or flushed server).
+
+Keys carry the channel in a hash tag (`wagate:pace:{ch_1}:send`), so a channel's keys share a
+Redis Cluster slot should one ever be used. Needs Redis 5 or later (scripts that read TIME and
+then write are only replicated by effects from 5 on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import Redis
+
+from wagate.dispatch.pacing import (
+    DEFAULT_PAIR_BURST,
+    DEFAULT_PAIR_INTERVAL,
+    MICROS,
+    Pacer,
+    Sleep,
+    Slot,
+    ThrottlePolicy,
+    check_rate,
+    throttled_rate,
+)
+
+# Mirrors gcra, recovered_factor, throttled_rate and send_interval_us in pacing.py; a change to
+# one is a change to both. Times are integer microseconds of server time, which doubles (Lua's
+# only numbers) hold exactly; '%.0f' and '%.17g' write them back without losing a digit.
+LUA = """
+local MICROS = 1000000
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * MICROS + tonumber(t[2])
+end
+
+local function factor_at(key, now, recovery)
+  local p = redis.call('HMGET', key, 'factor', 'since')
+  if not p[1] then return 1.0 end
+  local f = tonumber(p[1]) + recovery * ((now - tonumber(p[2])) / MICROS)
+  if f > 1.0 then return 1.0 end
+  return f
+end
+
+-- One GCRA reservation; a negative max_wait means no limit. Returns {wait, granted, starts_at}.
+local function gcra(key, now, interval, tolerance, max_wait)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local wait = tat - tolerance - now
+  if wait < 0 then wait = 0 end
+  if max_wait >= 0 and wait > max_wait then return {wait, 0, now + wait} end
+  local new_tat = tat + interval
+  -- Once the TAT has passed the key means nothing, so that is when it expires.
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+  return {wait, 1, now + wait}
+end
+
+local op = ARGV[1]
+if op == 'send' then
+  -- KEYS: send TAT, throttle penalty. ARGV: mps, max_wait_us, min_rate, recovery_per_second
+  local mps, min_rate = tonumber(ARGV[2]), tonumber(ARGV[4])
+  local now = now_us()
+  local rate = math.min(mps, math.max(min_rate, mps * factor_at(KEYS[2], now, tonumber(ARGV[5]))))
+  return gcra(KEYS[1], now, math.floor(MICROS / rate) + 1, 0, tonumber(ARGV[3]))
+elseif op == 'pair' then
+  -- KEYS: pair TAT. ARGV: interval_us, tolerance_us, max_wait_us
+  return gcra(KEYS[1], now_us(), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+elseif op == 'throttle' then
+  -- KEYS: throttle penalty. ARGV: cut, recovery_per_second, hold_us. Returns the factor.
+  local cut, recovery, hold = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  local now = now_us()
+  local since = redis.call('HGET', KEYS[1], 'since')
+  if since and now - tonumber(since) < hold then
+    return string.format('%.17g', factor_at(KEYS[1], now, recovery))
+  end
+  local f = factor_at(KEYS[1], now, recovery) * cut
+  redis.call('HSET', KEYS[1], 'factor', string.format('%.17g', f),
+             'since', string.format('%.0f', now))
+  -- Kept until the factor is back at 1 (and the hold is over), then it is as good as absent.
+  local ttl = math.max((1.0 - f) / recovery, hold / MICROS)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000) + 1)
+  return string.format('%.17g', f)
+elseif op == 'factor' then
+  -- KEYS: throttle penalty. ARGV: recovery_per_second.
+  return string.format('%.17g', factor_at(KEYS[1], now_us(), tonumber(ARGV[2])))
+end
+return redis.error_reply('unknown pacing op ' .. tostring(op))
+"""
+
+
+class RedisPacer(Pacer):
+    """The limits in Redis, for several workers sending for the same business numbers."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        pair_interval: float = DEFAULT_PAIR_INTERVAL,
+        pair_burst: int = DEFAULT_PAIR_BURST,
+        throttle: ThrottlePolicy | None = None,
+        key_prefix: str = "wagate:pace",
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        super().__init__(pair_interval=pair_interval, pair_burst=pair_burst, sleep=sleep)
+        self.throttle_policy = throttle or ThrottlePolicy()
+        self.key_prefix = key_prefix
+        self._redis: Redis = Redis.from_url(redis_url)
+        self._script = self._redis.register_script(LUA)
+
+    def send_key(self, channel_id: str) -> str:
+        return f"{self.key_prefix}:{{{channel_id}}}:send"
+
+    def throttle_key(self, channel_id: str) -> str:
+        return f"{self.key_prefix}:{{{channel_id}}}:throttle"
+
+    def pair_key(self, channel_id: str, phone: str) -> str:
+        return f"{self.key_prefix}:{{{channel_id}}}:pair:{phone}"
+
+    async def _run(self, keys: list[str], args: list[str | int | float]) -> Any:
+        return await self._script(keys=keys, args=args)
+
+    @staticmethod
+    def _slot(reply: Any) -> Slot:
+        wait_us, granted, starts_at_us = (int(x) for x in reply)
+        return Slot(wait_us / MICROS, starts_at_us / MICROS, bool(granted))
+
+    @staticmethod
+    def _max_wait_us(max_wait: float | None) -> int:
+        return -1 if max_wait is None else max(0, round(max_wait * MICROS))
+
+    async def channel_slot(
+        self, channel_id: str, mps: float, *, max_wait: float | None = None
+    ) -> Slot:
+        check_rate(mps)
+        policy = self.throttle_policy
+        reply = await self._run(
+            [self.send_key(channel_id), self.throttle_key(channel_id)],
+            ["send", mps, self._max_wait_us(max_wait), policy.min_rate, policy.recovery_per_second],
+        )
+        return self._slot(reply)
+
+    async def pair_slot(
+        self, channel_id: str, phone: str, *, max_wait: float | None = None
+    ) -> Slot:
+        reply = await self._run(
+            [self.pair_key(channel_id, phone)],
+            ["pair", self._pair_interval_us, self._pair_tolerance_us, self._max_wait_us(max_wait)],
+        )
+        return self._slot(reply)
+
+    async def throttled(self, channel_id: str) -> None:
+        policy = self.throttle_policy
+        await self._run(
+            [self.throttle_key(channel_id)],
+            ["throttle", policy.cut, policy.recovery_per_second, round(policy.hold * MICROS)],
+        )
+
+    async def effective_rate(self, channel_id: str, mps: float) -> float:
+        check_rate(mps)
+        policy = self.throttle_policy
+        reply = await self._run(
+            [self.throttle_key(channel_id)], ["factor", policy.recovery_per_second]
+        )
+        return throttled_rate(mps, float(reply), policy)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
