@@ -1,12 +1,15 @@
-"""Identifiers: a prefix and a time-ordered, unguessable suffix (newest sorts last)."""
+"""Identifiers: a prefix and a time-ordered suffix with random bits (newest sorts last)."""
 
 from __future__ import annotations
 
-import secrets
+import random
 import threading
 import time
 
 _lock = threading.Lock()
+# Ids are not secrets (every read checks the account), so a fast generator seeded from the OS
+# will do; `secrets` would cost a system call per message.
+_random = random.Random()
 _last_ms = 0
 _last_seq = 0
 
@@ -19,8 +22,8 @@ def new_id(prefix: str) -> str:
         now_ms = time.time_ns() // 1_000_000
         if now_ms <= _last_ms:
             now_ms = _last_ms
-            _last_seq += 1 + secrets.randbelow(1 << 8)
+            _last_seq += 1 + _random.getrandbits(8)
         else:
-            _last_seq = secrets.randbelow(1 << 38)
+            _last_seq = _random.getrandbits(38)
         _last_ms = now_ms
         return f"{prefix}_{now_ms:012x}{_last_seq:010x}"

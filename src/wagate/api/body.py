@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from wagate.domain.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 
@@ -23,11 +24,14 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
             raise InvalidBody("The Content-Length header is not a number.") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge("The request body is larger than 64 KiB.")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge("The request body is larger than 64 KiB.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidBody("The client went away before sending the whole body.") from None
     return b"".join(chunks)
 
 

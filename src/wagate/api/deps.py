@@ -57,10 +57,15 @@ async def authenticate(services: Services, token: str | None) -> str:
     the account's API rate limit."""
     if not token:
         raise MissingToken()
-    async with write_tx(services.engine) as conn:
-        caller = await account_store.authenticate(conn, token=token, now=services.clock.now())
+    now = services.clock.now()
+    async with services.engine.connect() as conn:
+        caller = await account_store.authenticate(conn, token=token, now=now)
     if caller is None:
         raise InvalidToken()
+    if caller.stale_token_id is not None:
+        # last_used_at is a hint for people, refreshed at most once a minute: only then write.
+        async with write_tx(services.engine) as conn:
+            await account_store.touch_token(conn, token_id=caller.stale_token_id, now=now)
     wait = services.rate_limiter.check(caller.account_id, caller.api_rate)
     if wait is not None:
         raise RateLimited(

@@ -11,6 +11,7 @@ Codes: `missing_field` (absent or empty), `invalid_phone_format` (not `+` and di
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -86,8 +87,12 @@ def _check_valid(value: str, field: str) -> tuple[str | None, list[FieldError]]:
     return None, [_error(field, "invalid_phone_number", f"{field} {problem}")]
 
 
+@functools.lru_cache(maxsize=65536)
 def _valid_number(value: str) -> str | None:
-    """None when libphonenumber accepts `value` as written, else the rest of a sentence saying
+    """(Cached: businesses write to the same customers again and again, and libphonenumber is
+    the costliest step of a send.)
+
+    None when libphonenumber accepts `value` as written, else the rest of a sentence saying
     why not (the caller puts the field name in front)."""
     try:
         parsed = phonenumbers.parse(value, None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.errors import (
@@ -41,6 +41,37 @@ from wagate.store.tables import (
 
 # (account_id, api_rate) → seconds to wait, or None when the request may go ahead.
 RateCheck = Callable[[str, int], float | None]
+
+
+# Built once: constructing SQLAlchemy expressions per batch costs more than running them.
+_TOKENS = (
+    select(
+        api_tokens.c.id,
+        api_tokens.c.token_hash,
+        api_tokens.c.account_id,
+        api_tokens.c.last_used_at,
+        accounts.c.api_rate,
+    )
+    .join(accounts, accounts.c.id == api_tokens.c.account_id)
+    .where(
+        api_tokens.c.token_hash.in_(bindparam("hashes", expanding=True)),
+        api_tokens.c.revoked_at.is_(None),
+    )
+)
+_CHANNELS = (
+    select(channels)
+    .where(channels.c.account_id.in_(bindparam("accounts", expanding=True)))
+    .order_by(channels.c.created_at)
+)
+_WINDOWS = select(
+    conversations.c.channel_id, conversations.c.phone, conversations.c.last_inbound_at
+).where(
+    conversations.c.channel_id.in_(bindparam("channel_ids", expanding=True)),
+    conversations.c.phone.in_(bindparam("phones", expanding=True)),
+)
+_INSERT_MESSAGES = messages.insert()
+_INSERT_EVENTS = message_events.insert()
+_INSERT_OUTBOX = outbox.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,34 +124,20 @@ async def accept_batch(
 ) -> list[dict[str, Any] | WagateError]:
     """Store and queue every acceptable message; for each item, its message row (with
     `window_expires_at`) or the error that refused it. Nothing is written for refused items."""
-    hashes = {hash_token(item.token) for item in items}
-    token_rows = await conn.execute(
-        select(
-            api_tokens.c.id,
-            api_tokens.c.token_hash,
-            api_tokens.c.account_id,
-            api_tokens.c.last_used_at,
-            accounts.c.api_rate,
-        )
-        .join(accounts, accounts.c.id == api_tokens.c.account_id)
-        .where(api_tokens.c.token_hash.in_(hashes), api_tokens.c.revoked_at.is_(None))
-    )
+    hashes = [hash_token(item.token) for item in items]
+    token_rows = await conn.execute(_TOKENS, {"hashes": list(set(hashes))})
     by_hash = {r.token_hash: r for r in token_rows}
     account_ids = {r.account_id for r in by_hash.values()}
     by_account: dict[str, list[Channel]] = {a: [] for a in account_ids}
     if account_ids:
-        channel_rows = await conn.execute(
-            select(channels)
-            .where(channels.c.account_id.in_(account_ids))
-            .order_by(channels.c.created_at)
-        )
+        channel_rows = await conn.execute(_CHANNELS, {"accounts": list(account_ids)})
         for row in channel_rows.mappings():
             by_account[row["account_id"]].append(channel_from_row(row))
 
     outcomes: list[dict[str, Any] | WagateError] = []
     chosen: list[tuple[int, str, Channel]] = []  # (index, account, channel) still in the running
     for index, item in enumerate(items):
-        token = by_hash.get(hash_token(item.token))
+        token = by_hash.get(hashes[index])
         if token is None:
             outcomes.append(InvalidToken())
             continue
@@ -147,9 +164,7 @@ async def accept_batch(
         phones = {p for _, p in lanes}
         channel_ids = {c for c, _ in lanes}
         rows = await conn.execute(
-            select(
-                conversations.c.channel_id, conversations.c.phone, conversations.c.last_inbound_at
-            ).where(conversations.c.channel_id.in_(channel_ids), conversations.c.phone.in_(phones))
+            _WINDOWS, {"channel_ids": list(channel_ids), "phones": list(phones)}
         )
         windows = {(r.channel_id, r.phone): r.last_inbound_at for r in rows}
 
@@ -180,9 +195,9 @@ async def accept_batch(
         outcomes[index] = message | {"window_expires_at": window_expires_at(last_inbound)}
 
     if message_rows:
-        await conn.execute(messages.insert(), message_rows)
+        await conn.execute(_INSERT_MESSAGES, message_rows)
         await conn.execute(
-            message_events.insert(),
+            _INSERT_EVENTS,
             [
                 {
                     "message_id": r["id"],
@@ -194,7 +209,7 @@ async def accept_batch(
             ],
         )
         await conn.execute(
-            outbox.insert(),
+            _INSERT_OUTBOX,
             [
                 {
                     "message_id": r["id"],

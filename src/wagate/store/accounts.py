@@ -140,6 +140,7 @@ class Caller:
 
     account_id: str
     api_rate: int  # requests per second; 0 = no limit
+    stale_token_id: str | None = None  # set when the token's last_used_at needs refreshing
 
 
 async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> Caller | None:
@@ -155,11 +156,14 @@ async def authenticate(conn: AsyncConnection, *, token: str, now: datetime) -> C
     row = result.first()
     if row is None:
         return None
-    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-        await conn.execute(
-            update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=now)
-        )
-    return Caller(str(row.account_id), int(row.api_rate))
+    stale = row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION
+    return Caller(str(row.account_id), int(row.api_rate), row.id if stale else None)
+
+
+async def touch_token(conn: AsyncConnection, *, token_id: str, now: datetime) -> None:
+    await conn.execute(
+        update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now)
+    )
 
 
 def channel_from_row(row: Any) -> Channel:
