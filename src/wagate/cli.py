@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -500,6 +501,49 @@ def sandbox_reply(
     if not as_json:
         state = "took it" if data.get("delivered") else "did not take it yet (it will be retried)"
         console.print(f"{phone} sent {data.get('wamid')}; the gateway {state}.")
+
+
+@sandbox_app.command("run")
+def sandbox_run(
+    webhook_url: Annotated[str, typer.Option(help="Where to POST signed webhooks")],
+    access_token: Annotated[str, typer.Option(help="The Bearer token the sandbox accepts")],
+    app_secret: Annotated[str, typer.Option(help="Signs the webhooks")],
+    phone_number_id: Annotated[str, typer.Option()] = "100000000000001",
+    waba_id: Annotated[str, typer.Option()] = "200000000000001",
+    display_phone_number: Annotated[str, typer.Option()] = "15550000001",
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8100,
+    state: Annotated[
+        Path | None, typer.Option(help="SQLite file to keep state in (default: memory)")
+    ] = None,
+    status_delay: Annotated[float, typer.Option(help="Seconds between statuses")] = 0.5,
+    throughput: Annotated[
+        int | None, typer.Option(help="Refuse sends over this many a second with 130429")
+    ] = None,
+    pair_interval: Annotated[
+        float | None, typer.Option(help="Refuse sends to one customer faster (131056)")
+    ] = None,
+) -> None:
+    """Run the sandbox on its own, as a stand-in for graph.facebook.com (point a channel's
+    --graph-url at http://HOST:PORT/graph)."""
+    import uvicorn
+
+    from wagate.sandbox import SandboxConfig, create_sandbox_app
+
+    config = SandboxConfig(
+        phone_number_id=phone_number_id,
+        waba_id=waba_id,
+        display_phone_number=display_phone_number,
+        access_token=access_token,
+        app_secret=app_secret,
+        webhook_url=webhook_url,
+        state_path=state,
+        status_delay=status_delay,
+        throughput_limit=throughput,
+        pair_rate_limit=pair_interval,
+    )
+    console.print(f"sandbox Graph API at http://{host}:{port}/graph")
+    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

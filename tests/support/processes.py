@@ -54,18 +54,29 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
 class ServerProcess:
     """`wagate serve` (or `api`/`worker`) as a child process, waited on until it answers."""
 
-    def __init__(self, env: dict[str, str], port: int, command: str = "serve") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        command: str = "serve",
+        *,
+        extra_args: tuple[str, ...] = (),
+        health_path: str = "/healthz",
+    ) -> None:
         self.env = env
         self.port = port
         self.command = command
+        self.extra_args = extra_args
+        self.health_path = health_path
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(env["WAGATE_DATA_DIR"]) / f"{command}-{port}.log"
+        name = command.replace(" ", "-")
+        self.log_path = Path(env["WAGATE_DATA_DIR"]) / f"{name}-{port}.log"
 
     def start(self, timeout: float = 30.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        args = [sys.executable, "-m", "wagate", self.command]
+        args = [sys.executable, "-m", "wagate", *self.command.split(), *self.extra_args]
         if self.command != "worker":
             args += ["--port", str(self.port)]
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -76,7 +87,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited:\n{self.log_path.read_text()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
                     return
             time.sleep(0.1)
         raise AssertionError(f"server did not start:\n{self.log_path.read_text()}")
