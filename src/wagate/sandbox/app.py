@@ -1,0 +1,257 @@
+"""The sandbox as an ASGI app: Meta's Graph API, the simulated customer, and counters.
+
+Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sandbox`):
+
+    POST /graph/{version}/{phone_number_id}/messages   Meta's send endpoint (and mark-as-read)
+    GET  /graph/{version}/{phone_number_id}            the phone number object
+    GET  /graph/{version}/{waba_id}/phone_numbers      the WABA's numbers
+    GET  /graph/{version}/{waba_id}/message_templates  the approved templates
+    POST /customer/reply                               the customer sends a message or taps
+    GET  /customer/{phone}/messages[?limit=N]          both sides of one customer's chat
+    GET  /stats                                        sends, duplicates, webhook counters
+    GET|POST|DELETE /faults                            injected errors
+    GET  /                                             what the sandbox simulates (no secrets)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wagate.sandbox import graph
+from wagate.sandbox.config import SandboxConfig
+from wagate.sandbox.service import Sandbox, SandboxRequestError, wa_id_of
+from wagate.sandbox.templates import template_page
+
+log = logging.getLogger(__name__)
+
+
+def _route_path(request: Request) -> str:
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() in ("bearer", "oauth") else None
+    return request.query_params.get("access_token")
+
+
+def _graph_error(error: graph.GraphError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
+    return JSONResponse(
+        error.envelope(),
+        status_code=error.http_status,
+        headers=headers if error.code == 190 else None,
+    )
+
+
+async def _json_body(request: Request) -> object:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise SandboxRequestError(
+            "invalid_body", "The body is not valid JSON.", status=400
+        ) from None
+
+
+def create_sandbox_app(
+    config: SandboxConfig, *, webhook_client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """The sandbox app; its `Sandbox` is at `app.state.sandbox` (call its `aclose()` when the
+    app is mounted in another one: mounted apps get no lifespan events)."""
+    sandbox = Sandbox(config, webhook_client=webhook_client)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await sandbox.start()
+        try:
+            yield
+        finally:
+            await sandbox.aclose()
+
+    async def started() -> None:
+        # Mounted apps get no lifespan events: start the webhook pump at the first request.
+        if sandbox.closed:
+            raise graph.GraphError(
+                2,
+                "(#2) Service temporarily unavailable",
+                details="The sandbox is shutting down; retry later.",
+                http_status=503,
+            )
+        sandbox.ensure_started()
+
+    app = FastAPI(
+        title="wagate sandbox",
+        description="A simulator of Meta's WhatsApp Cloud API.",
+        lifespan=lifespan,
+        dependencies=[Depends(started)],
+    )
+    app.state.sandbox = sandbox
+
+    @app.exception_handler(SandboxRequestError)
+    async def sandbox_error(_: Request, exc: SandboxRequestError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(graph.GraphError)
+    async def graph_error(_: Request, exc: graph.GraphError) -> JSONResponse:
+        return _graph_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = _route_path(request)
+        if path.startswith("/graph/"):
+            rest = path[len("/graph") :]
+            if exc.status_code == 405:
+                return _graph_error(graph.unknown_object(rest, request.method.lower()))
+            return _graph_error(graph.unknown_path(rest))
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed"
+        return JSONResponse(
+            {"success": False, "error": {"code": code, "message": str(exc.detail)}},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(Exception)
+    async def crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("sandbox error", exc_info=exc)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "An unknown error has occurred.",
+                    "type": "OAuthException",
+                    "code": 1,
+                    "fbtrace_id": graph.fbtrace_id(),
+                }
+            },
+            status_code=500,
+        )
+
+    # --- Graph API --------------------------------------------------------------------------
+
+    @app.post("/graph/{version}/{phone_number_id}/messages")
+    async def send_message(version: str, phone_number_id: str, request: Request) -> JSONResponse:
+        try:
+            sandbox.check_graph(version, f"/{phone_number_id}/messages", _token(request))
+            if phone_number_id != config.phone_number_id:
+                raise graph.unknown_object(phone_number_id)
+            answer = sandbox.send(await request.body())
+        except graph.GraphError as exc:
+            sandbox.state.bump("rejected")
+            return _graph_error(exc)
+        return JSONResponse(answer)
+
+    @app.get("/graph/{version}/{object_id}")
+    async def graph_object(version: str, object_id: str, request: Request) -> JSONResponse:
+        sandbox.check_graph(version, f"/{object_id}", _token(request))
+        if object_id == config.phone_number_id:
+            return JSONResponse(_fields(sandbox.phone_number(), request))
+        if object_id == config.waba_id:
+            waba = {
+                "id": config.waba_id,
+                "name": config.verified_name,
+                "currency": "USD",
+                "timezone_id": "1",
+                "message_template_namespace": "wagate_sandbox",
+            }
+            return JSONResponse(_fields(waba, request))
+        raise graph.unknown_object(object_id, "get")
+
+    @app.get("/graph/{version}/{waba_id}/phone_numbers")
+    async def phone_numbers(version: str, waba_id: str, request: Request) -> JSONResponse:
+        sandbox.check_graph(version, f"/{waba_id}/phone_numbers", _token(request))
+        if waba_id != config.waba_id:
+            raise graph.unknown_object(waba_id, "get")
+        return JSONResponse({"data": [sandbox.phone_number()]})
+
+    @app.get("/graph/{version}/{waba_id}/message_templates")
+    async def message_templates(version: str, waba_id: str, request: Request) -> JSONResponse:
+        sandbox.check_graph(version, f"/{waba_id}/message_templates", _token(request))
+        if waba_id != config.waba_id:
+            raise graph.unknown_object(waba_id, "get")
+        limit_arg = request.query_params.get("limit", "25")
+        limit = int(limit_arg) if limit_arg.isdigit() and int(limit_arg) > 0 else 25
+        base = str(request.url.remove_query_params(["after", "limit"]))
+        return JSONResponse(template_page(base, request.query_params.get("after"), limit))
+
+    # --- the simulated customer and the counters ---------------------------------------------
+
+    @app.post("/customer/reply")
+    async def customer_reply(request: Request) -> JSONResponse:
+        return JSONResponse(await sandbox.reply(await _json_body(request)))
+
+    @app.get("/customer/{phone}/messages")
+    async def customer_messages(phone: str, request: Request) -> JSONResponse:
+        limit = request.query_params.get("limit", "")
+        return JSONResponse(sandbox.messages(phone, int(limit) if limit.isdigit() else None))
+
+    @app.get("/stats")
+    async def stats() -> JSONResponse:
+        return JSONResponse(sandbox.stats())
+
+    @app.get("/faults")
+    async def list_faults() -> JSONResponse:
+        return JSONResponse([f.as_dict() for f in sandbox.faults.queue])
+
+    @app.post("/faults")
+    async def add_fault(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise SandboxRequestError("invalid_body", "Send a JSON object.", status=400)
+        code, count, mode = body.get("code"), body.get("count", 1), body.get("mode")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise SandboxRequestError(
+                "invalid_field", "code must be Meta's numeric error code.", field="code"
+            )
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise SandboxRequestError(
+                "invalid_field", "count must be a positive integer.", field="count"
+            )
+        if mode not in (None, "response", "status"):
+            raise SandboxRequestError(
+                "invalid_field", 'mode must be "response" or "status".', field="mode"
+            )
+        phone = body.get("phone")
+        wa_id = None if phone is None else wa_id_of(phone)
+        fault = sandbox.faults.add(code, count, wa_id, mode)
+        return JSONResponse(fault.as_dict(), status_code=201)
+
+    @app.delete("/faults")
+    async def clear_faults() -> JSONResponse:
+        sandbox.faults.queue.clear()
+        return JSONResponse({"success": True})
+
+    @app.get("/")
+    async def info() -> JSONResponse:
+        return JSONResponse(
+            {
+                "name": "wagate sandbox",
+                "phone_number_id": config.phone_number_id,
+                "waba_id": config.waba_id,
+                "display_phone_number": config.display_phone_number,
+                "webhook_url": config.webhook_url,
+                "status_delay": config.status_delay,
+                "read_receipts": config.read_receipts,
+            }
+        )
+
+    return app
+
+
+def _fields(obj: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Graph's `?fields=a,b`: only those (and the id)."""
+    wanted = request.query_params.get("fields")
+    if not wanted:
+        return obj
+    names = {name.strip() for name in wanted.split(",")} | {"id"}
+    return {k: v for k, v in obj.items() if k in names}

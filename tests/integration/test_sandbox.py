@@ -1,0 +1,752 @@
+"""The sandbox, Meta's Cloud API simulated: driven through httpx.ASGITransport, with its webhooks
+going to a small receiver app (also in process) that checks every signature and validates every
+body against Meta's own API description."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.support.meta_schema import (
+    load_meta_example,
+    meta_spec_available,
+    requires_meta_spec,
+    validate_error_response,
+    validate_send_response,
+    validate_webhook,
+)
+from wagate.sandbox import SandboxConfig, create_sandbox_app
+
+TOKEN = "sandbox-token"
+SECRET = "sandbox-app-secret"
+PNID = "100000000000001"
+WABA = "200000000000001"
+DISPLAY = "15550000001"
+CUSTOMER = "+16505551234"
+WA_ID = "16505551234"
+SEND = f"/graph/v23.0/{PNID}/messages"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HOOK_URL = "http://receiver.test/webhooks/whatsapp"
+
+
+def check(validator: Callable[[Any], None], payload: Any) -> None:
+    if meta_spec_available():
+        validator(payload)
+
+
+# --------------------------------------------------------------------------- the receiver
+
+
+@dataclass
+class Receiver:
+    """Meta's webhook receiver: checks the signature, validates the body, records it. Answers
+    500 while `fail` is positive (counting down), or always with `down`."""
+
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fail: int = 0
+    down: bool = False
+    failures: int = 0
+
+    def asgi(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            raw = await request.body()
+            expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(request.headers.get("x-hub-signature-256", ""), expected):
+                self.problems.append("bad signature")
+                return Response(status_code=401)
+            if request.headers.get("content-type") != "application/json":
+                self.problems.append(f"content-type {request.headers.get('content-type')}")
+            if self.down or self.fail > 0:
+                self.fail = max(0, self.fail - 1)
+                self.failures += 1
+                return Response(status_code=500)
+            body = json.loads(raw)
+            try:
+                check(validate_webhook, body)
+            except Exception as exc:
+                self.problems.append(str(exc))
+            self.bodies.append(body)
+            return JSONResponse({"ok": True})
+
+        return Starlette(routes=[Route("/webhooks/whatsapp", hook, methods=["POST"])])
+
+    def values(self) -> list[dict[str, Any]]:
+        return [c["value"] for b in self.bodies for e in b["entry"] for c in e["changes"]]
+
+    def statuses(self, wamid: str | None = None) -> list[dict[str, Any]]:
+        found = [s for v in self.values() for s in v.get("statuses", [])]
+        return [s for s in found if wamid is None or s["id"] == wamid]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for v in self.values() for m in v.get("messages", [])]
+
+    async def wait(self, condition: Callable[[], bool], within: float = 3.0) -> None:
+        deadline = time.monotonic() + within
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; received {json.dumps(self.bodies)[:2000]}")
+            await asyncio.sleep(0.005)
+
+
+def config(**overrides: Any) -> SandboxConfig:
+    settings: dict[str, Any] = {
+        "phone_number_id": PNID,
+        "waba_id": WABA,
+        "display_phone_number": DISPLAY,
+        "access_token": TOKEN,
+        "app_secret": SECRET,
+        "webhook_url": HOOK_URL,
+        "status_delay": 0.01,
+        "webhook_batch_wait": 0.005,
+        "webhook_retry_initial": 0.01,
+        "webhook_retry_max": 0.04,
+        **overrides,
+    }
+    return SandboxConfig(**settings)
+
+
+@asynccontextmanager
+async def sandbox(receiver: Receiver, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.asgi()))
+    app = create_sandbox_app(config(**overrides), webhook_client=hooks)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as c:
+            yield c
+    finally:
+        await app.state.sandbox.aclose()
+        await hooks.aclose()
+    assert receiver.problems == []
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+@pytest.fixture
+async def client(receiver: Receiver) -> AsyncIterator[httpx.AsyncClient]:
+    async with sandbox(receiver) as c:
+        yield c
+
+
+def text(body: str = "Hello!", to: str = CUSTOMER) -> dict[str, Any]:
+    return {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": body}}
+
+
+def interactive(buttons: list[tuple[str, str]] | None = None, **parts: Any) -> dict[str, Any]:
+    pairs = buttons if buttons is not None else [("yes", "Yes"), ("no", "No")]
+    inter: dict[str, Any] = {
+        "type": "button",
+        "body": {"text": "Confirm your delivery slot?"},
+        "action": {
+            "buttons": [{"type": "reply", "reply": {"id": i, "title": t}} for i, t in pairs]
+        },
+        **parts,
+    }
+    return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "interactive",
+            "interactive": inter}  # fmt: skip
+
+
+def template(name: str = "order_confirmation") -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "to": CUSTOMER,
+        "type": "template",
+        "template": {"name": name, "language": {"code": "en_US"}},
+    }
+
+
+async def send(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    response = await client.post(SEND, json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    check(validate_send_response, response.json())
+    wamid: str = response.json()["messages"][0]["id"]
+    return wamid
+
+
+async def reply(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/customer/reply", json={"phone": CUSTOMER, **fields})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def error_of(response: httpx.Response, status: int, code: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    check(validate_error_response, body)
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code, error
+    assert error["type"] in ("OAuthException", "GraphMethodException")
+    assert error["fbtrace_id"]
+    return error
+
+
+# --------------------------------------------------------------------------- the Graph API
+
+
+async def test_a_missing_or_wrong_token_gets_metas_190(client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": TOKEN}):
+        error = error_of(await client.post(SEND, json=text(), headers=headers), 401, 190)
+        assert error["message"].startswith("Invalid OAuth access token")
+        assert error["type"] == "OAuthException"
+    error_of(await client.get(f"/graph/v23.0/{PNID}"), 401, 190)
+    ok = await client.post(SEND + f"?access_token={TOKEN}", json=text())
+    assert ok.status_code == 200  # Graph also takes the token as a query parameter
+
+
+async def test_unknown_number_and_bad_version(client: httpx.AsyncClient) -> None:
+    error = error_of(await client.post("/graph/v23.0/999/messages", json=text(), headers=AUTH),
+                     400, 100)  # fmt: skip
+    assert error["type"] == "GraphMethodException"
+    assert error["error_subcode"] == 33
+    assert "Object with ID '999' does not exist" in error["message"]
+    error_of(await client.post(f"/graph/latest/{PNID}/messages", json=text(), headers=AUTH),
+             400, 2500)  # fmt: skip
+    error_of(await client.post(f"/graph/v23.0/{PNID}/nothing", json={}, headers=AUTH), 400, 2500)
+    assert (await client.get("/stats")).json()["sends"] == 0
+
+
+def _long_buttons(n: int) -> list[tuple[str, str]]:
+    return [(f"id{i}", f"Title {i}") for i in range(n)]
+
+
+NOT_VALID = "(#131009) Parameter value is not valid"
+INVALID: list[tuple[str, Any, int, str]] = [
+    ("array body", [text()], 100, "(#100) Invalid parameter"),
+    ("no messaging_product", {"to": CUSTOMER, "text": {"body": "x"}}, 100,
+     "(#100) The parameter messaging_product is required."),
+    ("wrong messaging_product", {**text(), "messaging_product": "sms"}, 100,
+     "(#100) Param messaging_product must be one of {WHATSAPP}"),
+    ("no to", {"messaging_product": "whatsapp", "text": {"body": "x"}}, 100,
+     "(#100) The parameter to is required."),
+    ("bad to", text(to="+1 650 555"), 100, "(#100) Invalid parameter"),
+    ("unknown type", {**text(), "type": "pigeon"}, 100, "(#100) Param type must be one of"),
+    ("image", {**text(), "type": "image", "image": {"link": "https://x/y.png"}}, 100,
+     "(#100) Invalid parameter"),
+    ("no text", {**text(), "text": None}, 100, "(#100) The parameter text['body'] is required."),
+    ("empty text", text(""), 100, "(#100) The parameter text['body'] is required."),
+    ("long text", text("x" * 4097), 100, "(#100) Param text['body'] must be at most 4096"),
+    ("text key", {**text(), "text": {"body": "x", "bold": True}}, 100,
+     '(#100) Unexpected key "bold" on param "text".'),
+    ("preview_url", {**text(), "text": {"body": "x", "preview_url": "yes"}}, 100,
+     "(#100) Param text['preview_url'] must be a boolean."),
+    ("no interactive body", interactive(body=None), 100,
+     "(#100) The parameter interactive['body'] is required."),
+    ("long body", interactive(body={"text": "x" * 1025}), 131009, NOT_VALID),
+    ("long header", interactive(header={"type": "text", "text": "h" * 61}), 131009, NOT_VALID),
+    ("header type", interactive(header={"type": "gif"}), 100,
+     "(#100) Param interactive['header']['type'] must be one of"),
+    ("long footer", interactive(footer={"text": "f" * 61}), 131009, NOT_VALID),
+    ("no buttons", interactive([]), 131009, NOT_VALID),
+    ("4 buttons", interactive(_long_buttons(4)), 131009, NOT_VALID),
+    ("long title", interactive([("a", "t" * 21)]), 131009, NOT_VALID),
+    ("empty title", interactive([("a", "")]), 131009, NOT_VALID),
+    ("long id", interactive([("i" * 257, "t")]), 131009, NOT_VALID),
+    ("padded id", interactive([(" a", "t")]), 131009, NOT_VALID),
+    ("same ids", interactive([("a", "t1"), ("a", "t2")]), 131009, NOT_VALID),
+    ("same titles", interactive([("a", "t"), ("b", "t")]), 131009, NOT_VALID),
+    ("interactive type", interactive(type="carousel"), 100,
+     "(#100) Param interactive['type'] must be one of"),
+    ("flow", interactive(type="flow"), 100, "(#100) Invalid parameter"),
+    ("no template name", {**template(), "template": {"language": {"code": "en"}}}, 100,
+     "(#100) The parameter template['name'] is required."),
+    ("no template language", {**template(), "template": {"name": "x"}}, 100,
+     "(#100) The parameter template['language'] is required."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "code", "message"), INVALID, ids=[c[0] for c in INVALID])
+async def test_invalid_send_bodies_get_metas_errors(
+    client: httpx.AsyncClient, receiver: Receiver, case: str, body: Any, code: int, message: str
+) -> None:
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if v is not None}
+        if "interactive" in body:
+            body["interactive"] = {k: v for k, v in body["interactive"].items() if v is not None}
+    error = error_of(await client.post(SEND, json=body, headers=AUTH), 400, code)
+    assert error["message"].startswith(message), error
+    assert error["error_data"]["messaging_product"] == "whatsapp"
+    assert error["error_data"]["details"]
+    stats = (await client.get("/stats")).json()
+    assert (stats["sends"], stats["rejected"]) == (0, 1)
+
+
+async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(SEND, content=b"{nope", headers=AUTH)
+    assert (
+        error_of(response, 400, 100)["error_data"]["details"]
+        == "The request body is not valid JSON."
+    )
+
+
+async def test_values_at_the_limits_are_accepted(client: httpx.AsyncClient) -> None:
+    await send(client, text("x" * 4096))
+    longest = interactive(
+        [("i" * 256, "t" * 20), ("b", "B"), ("c", "C")],
+        header={"type": "text", "text": "h" * 60},
+        footer={"text": "f" * 60},
+        body={"text": "b" * 1024},
+    )
+    await send(client, longest)
+    await send(client, {k: v for k, v in text(to=WA_ID).items() if k != "type"})  # means text
+    rows = [{"id": "am", "title": "Morning"}, {"id": "pm", "title": "Noon"}]
+    sections = [{"title": "Slots", "rows": rows}]
+    listing = interactive(type="list", action={"button": "Choose", "sections": sections})
+    await send(client, listing)
+    await send(client, template())
+
+
+async def test_a_send_answers_metas_shape(client: httpx.AsyncClient) -> None:
+    response = await client.post(SEND, json=text(), headers=AUTH)
+    assert response.status_code == 200
+    body = response.json()
+    check(validate_send_response, body)
+    example = load_meta_example("send_response.json") if meta_spec_available() else body
+    assert body.keys() == example.keys()
+    assert body["messaging_product"] == "whatsapp"
+    assert body["contacts"] == [{"input": CUSTOMER, "wa_id": WA_ID}]
+    [message] = body["messages"]
+    assert message.keys() == {"id"}
+    assert message["id"].startswith("wamid.")
+    second = await send(client, text(to=WA_ID))
+    assert second != message["id"]
+
+
+async def test_phone_number_waba_and_templates(client: httpx.AsyncClient) -> None:
+    number = (await client.get(f"/graph/v23.0/{PNID}", headers=AUTH)).json()
+    assert number["id"] == PNID
+    assert number["display_phone_number"] == "+" + DISPLAY
+    assert number["quality_rating"] == "GREEN"
+    assert number["verified_name"]
+    picked = (await client.get(f"/graph/v23.0/{PNID}?fields=verified_name", headers=AUTH)).json()
+    assert picked.keys() == {"verified_name", "id"}
+    numbers = (await client.get(f"/graph/v23.0/{WABA}/phone_numbers", headers=AUTH)).json()
+    assert numbers["data"][0]["id"] == PNID
+    page = (await client.get(f"/graph/v23.0/{WABA}/message_templates?limit=2", headers=AUTH)).json()
+    assert [t["name"] for t in page["data"]] == ["hello_world", "order_confirmation"]
+    assert all(t["status"] == "APPROVED" for t in page["data"])
+    rest = (await client.get(page["paging"]["next"], headers=AUTH)).json()
+    assert [t["name"] for t in rest["data"]] == ["appointment_reminder"]
+    assert "next" not in rest["paging"]
+    error_of(await client.get("/graph/v23.0/12345", headers=AUTH), 400, 100)
+
+
+# --------------------------------------------------------------------------- statuses
+
+
+async def test_statuses_arrive_signed_in_order_with_conversation_and_pricing(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await reply(client, text="hi")
+    before = int(time.time())
+    wamid = await send(client, text())
+    await receiver.wait(lambda: len(receiver.statuses(wamid)) == 3)
+    statuses = receiver.statuses(wamid)
+    assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
+    for s in statuses:
+        assert s["recipient_id"] == WA_ID
+        assert s["timestamp"].isdigit() and int(s["timestamp"]) >= before
+        assert ("conversation" in s) == ("pricing" in s) == (s["status"] != "read")
+    sent = statuses[0]
+    assert sent["conversation"]["origin"] == {"type": "service"}
+    assert sent["conversation"]["expiration_timestamp"].isdigit()
+    assert sent["pricing"] == {"billable": False, "pricing_model": "PMP",
+                               "type": "free_customer_service", "category": "service"}  # fmt: skip
+    assert statuses[1]["conversation"] == sent["conversation"]
+    body = receiver.bodies[-1]
+    assert body["object"] == "whatsapp_business_account"
+    assert body["entry"][0]["id"] == WABA
+    change = body["entry"][0]["changes"][0]
+    assert change["field"] == "messages"
+    assert change["value"]["metadata"] == {"display_phone_number": DISPLAY, "phone_number_id": PNID}
+    if meta_spec_available():
+        example = load_meta_example("status_sent.json")["entry"][0]["changes"][0]["value"]
+        assert change["value"].keys() == example.keys()
+        assert sent.keys() == example["statuses"][0].keys()
+    messages = (await client.get(f"/customer/{CUSTOMER}/messages")).json()
+    assert messages[-1]["status"] == "read"
+
+
+async def test_without_read_receipts_there_is_no_read(receiver: Receiver) -> None:
+    async with sandbox(receiver, read_receipts=False) as client:
+        await reply(client, text="hi")
+        wamid = await send(client, text())
+        await receiver.wait(lambda: len(receiver.statuses(wamid)) == 2)
+        await asyncio.sleep(0.05)
+        assert [s["status"] for s in receiver.statuses(wamid)] == ["sent", "delivered"]
+        assert (await client.get("/stats")).json()["statuses_scheduled"] == 0
+
+
+async def test_free_form_outside_the_window_fails_with_131047(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    wamid = await send(client, text())  # accepted: the Cloud API reports the window later
+    await receiver.wait(lambda: len(receiver.statuses(wamid)) == 1)
+    await asyncio.sleep(0.05)
+    [failed] = receiver.statuses(wamid)
+    assert failed["status"] == "failed"
+    assert "conversation" not in failed
+    [error] = failed["errors"]
+    assert error["code"] == 131047
+    assert error["title"] == error["message"] == "Re-engagement message"
+    assert error["error_data"]["details"] == (
+        "Message failed to send because more than 24 hours have passed since the customer last "
+        "replied to this number."
+    )
+    assert error["href"]
+    if meta_spec_available():
+        example = load_meta_example("status_failed.json")["entry"][0]["changes"][0]["value"]
+        assert failed.keys() == example["statuses"][0].keys()
+        assert error.keys() == example["statuses"][0]["errors"][0].keys()
+
+    # A message the customer sent 25 hours ago does not open the window...
+    await reply(client, text="old", timestamp=int(time.time()) - 25 * 3600)
+    old = await send(client, interactive())
+    await receiver.wait(lambda: len(receiver.statuses(old)) == 1)
+    assert receiver.statuses(old)[0]["errors"][0]["code"] == 131047
+    # ...a template goes out anyway (billed), and a fresh reply opens the window.
+    tpl = await send(client, template())
+    await receiver.wait(lambda: len(receiver.statuses(tpl)) == 3)
+    assert receiver.statuses(tpl)[0]["pricing"]["billable"] is True
+    await reply(client, text="new")
+    ok = await send(client, text())
+    await receiver.wait(lambda: len(receiver.statuses(ok)) == 3)
+    assert [s["status"] for s in receiver.statuses(ok)] == ["sent", "delivered", "read"]
+
+
+# --------------------------------------------------------------------------- the customer
+
+
+async def test_a_text_reply_is_metas_inbound_webhook(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    answer = await reply(client, text="Does it come in another colour? ✓", name="Sheena Nelson")
+    assert answer.keys() == {"wamid", "delivered", "status_code"}
+    assert answer["delivered"] is True and answer["status_code"] == 200
+    [body] = receiver.bodies
+    value = body["entry"][0]["changes"][0]["value"]
+    assert value["contacts"] == [{"profile": {"name": "Sheena Nelson"}, "wa_id": WA_ID}]
+    [message] = value["messages"]
+    assert message["from"] == WA_ID
+    assert message["id"] == answer["wamid"]
+    assert message["type"] == "text"
+    assert message["text"] == {"body": "Does it come in another colour? ✓"}
+    assert abs(int(message["timestamp"]) - time.time()) < 5
+    if meta_spec_available():
+        example = load_meta_example("inbound_text.json")["entry"][0]["changes"][0]["value"]
+        assert value.keys() == example.keys()
+        assert message.keys() == example["messages"][0].keys()
+    await reply(client, text="late", timestamp=1_700_000_000)
+    assert receiver.messages()[-1]["timestamp"] == "1700000000"
+    assert receiver.bodies[-1]["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"]
+
+
+async def test_a_button_tap_answers_the_last_interactive_message(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    missing = await client.post("/customer/reply", json={"phone": CUSTOMER, "button_id": "yes"})
+    assert missing.status_code == 422
+    assert missing.json()["error"]["code"] == "no_such_button"
+    await reply(client, text="hi")
+    wamid = await send(client, interactive([("yes", "Yes please"), ("no", "No")]))
+    await reply(client, button_id="yes")
+    tap = receiver.messages()[-1]
+    assert tap["context"] == {"from": DISPLAY, "id": wamid}
+    assert tap["type"] == "interactive"
+    assert tap["interactive"] == {"type": "button_reply",
+                                  "button_reply": {"id": "yes", "title": "Yes please"}}  # fmt: skip
+    if meta_spec_available():
+        example = load_meta_example("inbound_button_reply.json")["entry"][0]["changes"][0]
+        assert tap.keys() == example["value"]["messages"][0].keys()
+    unknown = await client.post("/customer/reply", json={"phone": CUSTOMER, "button_id": "maybe"})
+    assert unknown.status_code == 422
+    await reply(client, button_id="maybe", button_title="Maybe")
+    assert receiver.messages()[-1]["interactive"]["button_reply"] == {
+        "id": "maybe",
+        "title": "Maybe",
+    }
+
+
+async def test_a_template_quick_reply_tap(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    wamid = await send(client, template())
+    await reply(client, payload="track-4521", button_text="Track order")
+    tap = receiver.messages()[-1]
+    assert tap["type"] == "button"
+    assert tap["button"] == {"payload": "track-4521", "text": "Track order"}
+    assert tap["context"] == {"from": DISPLAY, "id": wamid}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"phone": "16505551234x", "text": "hi"}, 422),
+        ({"phone": CUSTOMER}, 422),
+        ({"phone": CUSTOMER, "text": "hi", "payload": "p"}, 422),
+        ({"phone": CUSTOMER, "text": ""}, 422),
+        ({"phone": CUSTOMER, "text": "hi", "timestamp": "yesterday"}, 422),
+        (["not", "an", "object"], 400),
+    ],
+)
+async def test_bad_replies_are_refused(client: httpx.AsyncClient, body: Any, status: int) -> None:
+    response = await client.post("/customer/reply", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["success"] is False
+    assert (await client.post("/customer/reply", content=b"{")).status_code == 400
+
+
+async def test_a_reply_the_receiver_refuses_is_retried(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    receiver.fail = 2
+    answer = await reply(client, text="anyone there?")
+    assert (answer["delivered"], answer["status_code"]) == (False, 500)
+    await receiver.wait(lambda: len(receiver.messages()) == 1)
+    assert receiver.messages()[0]["id"] == answer["wamid"]
+    stats = (await client.get("/stats")).json()
+    assert (stats["webhooks_pending"], stats["webhook_failed_attempts"]) == (0, 2)
+
+
+async def test_the_customer_view_lists_both_directions_in_order(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await reply(client, text="hi", name="Asha")
+    wamid = await send(client, interactive(header={"type": "text", "text": "Order #4521"},
+                                           footer={"text": "Reply within 24h"}))  # fmt: skip
+    await receiver.wait(lambda: len(receiver.statuses(wamid)) == 3)
+    await reply(client, button_id="no")
+    items = (await client.get(f"/customer/{WA_ID}/messages")).json()
+    assert [(m["direction"], m["type"]) for m in items] == [
+        ("inbound", "text"), ("outbound", "interactive"), ("inbound", "button_reply")
+    ]  # fmt: skip
+    out = items[1]
+    assert out["wamid"] == wamid
+    assert (out["text"], out["header"], out["footer"]) == (
+        "Confirm your delivery slot?", "Order #4521", "Reply within 24h"
+    )  # fmt: skip
+    assert out["buttons"] == [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]
+    assert out["status"] == "read"
+    assert items[0]["text"] == "hi" and items[0]["name"] == "Asha"
+    assert items[2]["button_id"] == "no" and items[2]["context"] == wamid
+    assert all(m["time"].endswith("Z") for m in items)
+    assert (await client.get(f"/customer/{CUSTOMER}/messages?limit=2")).json() == items[1:]
+    assert (await client.get("/customer/+16505559999/messages")).json() == []
+    assert (await client.get("/customer/abc/messages")).status_code == 422
+
+
+# --------------------------------------------------------------------------- throughput
+
+
+async def test_duplicates_are_counted(client: httpx.AsyncClient) -> None:
+    await send(client, text("same"))
+    await send(client, text("same", to=WA_ID))  # the same message to the same customer
+    await send(client, text("other"))
+    await send(client, text("same", to="+14155552671"))
+    stats = (await client.get("/stats")).json()
+    assert stats["sends"] == 4
+    assert stats["by_recipient"] == {WA_ID: 3, "14155552671": 1}
+    assert (stats["unique_client_payloads"], stats["duplicates"]) == (3, 1)
+
+
+async def test_statuses_due_together_share_one_webhook(receiver: Receiver) -> None:
+    async with sandbox(receiver, status_delay=0.05, webhook_batch_wait=0.05) as client:
+        await reply(client, text="hi")
+        await reply(client, text="hi", phone="+14155552671")
+        wamids = await asyncio.gather(*(send(client, text(f"m{i}")) for i in range(60)))
+        wamids += [await send(client, text("other", to="+14155552671"))]
+        await receiver.wait(lambda: len(receiver.statuses()) == 3 * 61)
+        status_posts = [v for v in receiver.values() if "statuses" in v]
+        assert len(status_posts) <= 12, [len(v["statuses"]) for v in status_posts]
+        assert max(len(v["statuses"]) for v in status_posts) >= 30
+        for wamid in wamids:
+            assert [s["status"] for s in receiver.statuses(wamid)] == ["sent", "delivered", "read"]
+        stats = (await client.get("/stats")).json()
+        assert stats["statuses_delivered"] == 3 * 61
+        assert stats["webhooks_pending"] == stats["statuses_scheduled"] == 0
+
+
+async def test_batches_respect_the_batch_size(receiver: Receiver) -> None:
+    async with sandbox(receiver, status_delay=0.03, webhook_batch_wait=0.03,
+                       webhook_batch_size=7, read_receipts=False) as client:  # fmt: skip
+        await reply(client, text="hi")
+        await asyncio.gather(*(send(client, text(f"m{i}")) for i in range(20)))
+        await receiver.wait(lambda: len(receiver.statuses()) == 40)
+        assert max(len(v.get("statuses", [])) for v in receiver.values()) == 7
+
+
+async def test_webhooks_are_retried_and_statuses_stay_in_order(receiver: Receiver) -> None:
+    async with sandbox(receiver, webhook_concurrency=3) as client:
+        await reply(client, text="hi")
+        receiver.fail = 4
+        wamids = [await send(client, text(f"m{i}")) for i in range(5)]
+        await receiver.wait(lambda: len(receiver.statuses()) == 15)
+        assert receiver.failures == 4
+        for wamid in wamids:
+            assert [s["status"] for s in receiver.statuses(wamid)] == ["sent", "delivered", "read"]
+        stats = (await client.get("/stats")).json()
+        assert stats["webhook_failed_attempts"] == 4
+        assert stats["webhooks_dropped"] == 0
+
+
+async def test_a_webhook_is_given_up_after_webhook_retry_for(receiver: Receiver) -> None:
+    async with sandbox(receiver, webhook_retry_for=0.1) as client:
+        await reply(client, text="hi")
+        receiver.down = True
+        await send(client, text())
+        deadline = time.monotonic() + 3
+        while (stats := (await client.get("/stats")).json())["webhooks_dropped"] == 0:
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(0.01)
+        assert stats["webhooks_pending"] == stats["statuses_scheduled"] == 0
+        assert 2 <= stats["webhook_failed_attempts"] <= 10
+
+
+# --------------------------------------------------------------------------- faults and limits
+
+
+async def test_injected_faults(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    await reply(client, text="hi")
+    created = await client.post("/faults", json={"code": 131026, "phone": CUSTOMER})
+    assert created.status_code == 201 and created.json()["mode"] == "status"
+    failed = await send(client, text())
+    await receiver.wait(lambda: len(receiver.statuses(failed)) == 1)
+    assert receiver.statuses(failed)[0]["errors"][0]["code"] == 131026
+
+    await client.post("/faults", json={"code": 130429, "count": 2})
+    assert len((await client.get("/faults")).json()) == 1
+    for _ in range(2):
+        error = error_of(await client.post(SEND, json=text(), headers=AUTH), 400, 130429)
+        if meta_spec_available():
+            example = load_meta_example("error_130429.json")["error"]
+            assert {k: v for k, v in error.items() if k != "fbtrace_id"} == {
+                k: v for k, v in example.items() if k != "fbtrace_id"
+            }
+    await send(client, text())  # used up
+    await client.post("/faults", json={"code": 131000, "count": 5})
+    error_of(await client.post(SEND, json=text(), headers=AUTH), 500, 131000)
+    assert (await client.delete("/faults")).status_code == 200
+    await send(client, text())
+    assert (await client.post("/faults", json={"code": "x"})).status_code == 422
+
+
+async def test_throughput_and_pair_limits(receiver: Receiver) -> None:
+    async with sandbox(receiver, throughput_limit=3) as client:
+        for i in range(3):
+            await send(client, text(to=f"+1415555000{i}"))
+        error_of(await client.post(SEND, json=text(), headers=AUTH), 400, 130429)
+    async with sandbox(receiver, pair_rate_limit=6.0, pair_rate_burst=2) as client:
+        await send(client, text())
+        await send(client, text())
+        error = error_of(await client.post(SEND, json=text(), headers=AUTH), 400, 131056)
+        assert "pair rate limit" in error["message"]
+        await send(client, text(to="+14155550000"))  # another customer is not affected
+
+
+async def test_mark_as_read(client: httpx.AsyncClient) -> None:
+    wamid = (await reply(client, text="hi"))["wamid"]
+    body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+    response = await client.post(SEND, json=body, headers=AUTH)
+    assert response.json() == {"success": True}
+    assert (await client.get(f"/customer/{CUSTOMER}/messages")).json()[0]["status"] == "read"
+    error_of(
+        await client.post(SEND, json={**body, "message_id": "wamid.x"}, headers=AUTH), 400, 100
+    )
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+async def test_state_survives_a_restart(receiver: Receiver, tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.sqlite3"
+    async with sandbox(receiver, state_path=state) as client:
+        await reply(client, text="hi")
+        receiver.down = True
+        wamid = await send(client, interactive())
+        await asyncio.sleep(0.05)  # the `sent` webhook is pending, being retried
+        assert (await client.get("/stats")).json()["webhooks_pending"] == 1
+    receiver.down = False
+    async with sandbox(receiver, state_path=state) as client:
+        # The pending webhook goes out, and its message's later statuses follow.
+        await client.get("/stats")
+        await receiver.wait(lambda: len(receiver.statuses(wamid)) == 3)
+        # The window is remembered: a free-form message is sent, not failed with 131047.
+        again = await send(client, text())
+        await receiver.wait(lambda: len(receiver.statuses(again)) == 3)
+        assert receiver.statuses(again)[0]["status"] == "sent"
+        # And so is the conversation, button included.
+        await reply(client, button_id="yes")
+        assert receiver.messages()[-1]["context"]["id"] == wamid
+        items = (await client.get(f"/customer/{CUSTOMER}/messages")).json()
+        assert [m["direction"] for m in items] == ["inbound", "outbound", "outbound", "inbound"]
+
+
+async def test_runs_under_its_own_lifespan_and_mounted_in_another_app(receiver: Receiver) -> None:
+    hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.asgi()))
+    app = create_sandbox_app(config(), webhook_client=hooks)
+    async with app.router.lifespan_context(app):
+        assert app.state.sandbox.webhooks.running
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://s"
+        ) as c:
+            await reply(c, text="hi")
+    assert not app.state.sandbox.webhooks.running
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        closed = error_of(await c.post(SEND, json=text(), headers=AUTH), 503, 2)
+        assert closed["message"] == "(#2) Service temporarily unavailable"
+
+    inner = create_sandbox_app(config(), webhook_client=hooks)
+    parent = FastAPI()
+    parent.mount("/sandbox", inner)
+    try:
+        transport = httpx.ASGITransport(app=parent)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            await c.post("/sandbox/customer/reply", json={"phone": CUSTOMER, "text": "hi"})
+            response = await c.post(f"/sandbox{SEND}", json=text(), headers=AUTH)
+            wamid = response.json()["messages"][0]["id"]
+            await receiver.wait(lambda: len(receiver.statuses(wamid)) == 3)
+            error_of(await c.get("/sandbox/graph/v23.0/a/b/c", headers=AUTH), 400, 2500)
+            error_of(await c.put(f"/sandbox{SEND}", headers=AUTH), 400, 100)
+            assert (await c.get("/sandbox/nothing")).json()["error"]["code"] == "not_found"
+            info = (await c.get("/sandbox/")).json()
+            assert info["phone_number_id"] == PNID and "app_secret" not in info
+    finally:
+        await inner.state.sandbox.aclose()
+        await hooks.aclose()
+    assert not inner.state.sandbox.webhooks.running
+    assert receiver.problems == []
+
+
+@requires_meta_spec
+async def test_every_webhook_kind_matches_metas_description(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    await send(client, text())  # failed 131047
+    await reply(client, text="hi")
+    wamid = await send(client, interactive())
+    await reply(client, button_id="yes")
+    await send(client, template())
+    await reply(client, payload="p", button_text="Track")
+    await receiver.wait(lambda: len(receiver.statuses()) >= 7)
+    for body in receiver.bodies:
+        validate_webhook(body)
+    assert {s["status"] for s in receiver.statuses()} >= {"failed", "sent", "delivered", "read"}
+    assert {m["type"] for m in receiver.messages()} == {"text", "interactive", "button"}
+    assert receiver.statuses(wamid)
