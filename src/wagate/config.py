@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     dispatch_batch: int = 100
     dispatch_concurrency: int = 64
     max_attempts: int = 12
+    retry_base_seconds: float = Field(
+        default=1.0, description="first retry's backoff ceiling; each doubles it"
+    )
     send_timeout: float = 15.0
     sqlite_synchronous: str = Field(default="FULL", description="FULL survives power loss")
     redis_url: str | None = Field(default=None, description="shared pacing for many workers")

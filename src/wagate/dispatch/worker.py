@@ -268,7 +268,12 @@ class Dispatcher:
                 meta_code=error.meta_code,
             )
         delay = meta_errors.backoff_seconds(
-            claim.attempts, retry_class, error.meta_code, error.retry_after, self._rng
+            claim.attempts,
+            retry_class,
+            error.meta_code,
+            error.retry_after,
+            self._rng,
+            base=self.settings.retry_base_seconds,
         )
         log.info(
             "message %s: %s (meta code %s), retry %d in %.1fs",

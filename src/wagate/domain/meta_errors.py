@@ -295,8 +295,11 @@ def backoff_seconds(
     meta_code: int | None,
     retry_after: float | None,
     rng: UniformSource,
+    *,
+    base: float = BASE_BACKOFF_SECONDS,
 ) -> float:
     """Seconds to wait before the next try; `attempt` counts failed attempts so far (1, 2, …).
+    `base` scales every wait (1 s in production; tests shrink it).
 
     Exponential backoff with full jitter, uniform between 0 and min(15 min, 2^(attempt-1) s),
     so that many messages failing together do not come back together. Throttling waits at
@@ -311,12 +314,12 @@ def backoff_seconds(
     attempt = max(1, attempt)
     # The exponent is bounded so huge attempt counts cannot overflow a float.
     if meta_code == PAIR_RATE_LIMIT_CODE:
-        delay = min(MAX_BACKOFF_SECONDS, 4.0 ** min(attempt, 16))
+        delay = min(MAX_BACKOFF_SECONDS, base * 4.0 ** min(attempt, 16))
     else:
-        ceiling = min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2.0 ** min(attempt - 1, 30))
+        ceiling = min(MAX_BACKOFF_SECONDS, base * 2.0 ** min(attempt - 1, 30))
         delay = rng.uniform(0.0, ceiling)
         if retry_class is RetryClass.THROTTLED:
-            delay = max(delay, BASE_BACKOFF_SECONDS)
+            delay = max(delay, base)
     if retry_after is not None and math.isfinite(retry_after) and retry_after > delay:
         # A day bounds a nonsensical header value; nothing Meta sends asks for longer.
         delay = min(float(retry_after), MAX_RETRY_AFTER_SECONDS)
