@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from wagate.api.deps import ServicesDep
+from wagate.store.db import make_sync_engine, migrations_current
 
 router = APIRouter(tags=["operations"])
 
@@ -16,18 +19,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _migrations_current(url: str) -> bool:
+    engine = make_sync_engine(url)
+    try:
+        return migrations_current(engine)
+    finally:
+        engine.dispose()
+
+
 @router.get("/readyz", summary="Storage is reachable and migrated")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    from wagate.store.db import make_sync_engine, migrations_current
-
     try:
         async with services.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        engine = make_sync_engine(services.settings.resolved_database_url)
-        try:
-            current = migrations_current(engine)
-        finally:
-            engine.dispose()
+        current = await asyncio.to_thread(
+            _migrations_current, services.settings.resolved_database_url
+        )
     except Exception as exc:  # any storage failure means "not ready", never a 500
         return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, 503)
     if not current:

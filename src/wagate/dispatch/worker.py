@@ -194,6 +194,7 @@ class Dispatcher:
         free_form = content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
         if free_form and not window_open(claim.last_inbound_at, now):
             closed = window_expires_at(claim.last_inbound_at)
+            tried = claim.attempts - 1
             return Failed(
                 claim.message_id,
                 code="outside_service_window",
@@ -201,6 +202,7 @@ class Dispatcher:
                 details=(
                     "The customer's 24-hour window closed"
                     + (f" at {iso(closed)}" if closed else "")
+                    + (f" while retrying ({tried} failed attempts)" if tried else "")
                     + " before the message could be handed to WhatsApp; send a template instead."
                 ),
                 attempted=False,
