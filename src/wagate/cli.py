@@ -37,8 +37,8 @@ app.add_typer(channels_app, name="channels")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -91,6 +91,7 @@ async def accept_send(request: Request, services: Services) -> JSONResponse:
 @router.get(
     "/messages/{message_id}",
     response_model=MessageOut,
+    response_model_exclude_unset=True,
     responses=error_responses(401, 404, 429, 503),
     summary="A message, its status and its status history",
 )
@@ -107,6 +108,7 @@ async def get_message(message_id: str, account_id: AccountDep, services: Service
 @router.get(
     "/messages",
     response_model=MessagePage,
+    response_model_exclude_unset=True,
     responses=error_responses(401, 422, 429, 503),
     summary="Messages, newest first",
 )

@@ -2,7 +2,7 @@
 
 Wiring (in `create_app`):
 
-    app.add_middleware(ApiRequestMetrics)                     # wagate_api_requests_total
+    app.add_middleware(ApiRequestMetrics)   # after SendFastPath, so that it wraps it too
     app.include_router(create_router(queue_depth=outbox_depth(engine)))
 
 `queue_depth`, when given, is awaited at each scrape (a `COUNT(*)` of the outbox) so that
