@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -157,7 +157,17 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         )
         uvicorn.run(server_app, host=host, port=port, log_level="warning", access_log=False)
     else:
-        asyncio.run(_worker_forever(settings, url))
+        _run_loop(_worker_forever(settings, url))
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, on uvloop when it is installed (it comes with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _worker_forever(settings: Settings, url: str) -> None:
@@ -209,9 +219,18 @@ def api_command(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port (127.0.0.1)")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port")] = "127.0.0.1",
+) -> None:
     """Run a dispatcher only: claims queued messages and delivers them."""
     settings = Settings()
+    if metrics_port is not None:
+        from wagate.metrics import start_metrics_server
+
+        start_metrics_server(metrics_port, metrics_host)
     _run_server(settings.host, settings.port, dispatcher=True, http_api=False)
 
 

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     graph_api_version: str = "v23.0"
     lease_seconds: float = 60.0
     dispatch_batch: int = 100
-    dispatch_concurrency: int = 64
+    dispatch_concurrency: int = 256
     max_attempts: int = 12
     retry_base_seconds: float = Field(
         default=1.0, description="first retry's backoff ceiling; each doubles it"

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate import metrics
 from wagate.clock import Clock
 from wagate.domain.errors import ServiceUnavailable, WagateError
 from wagate.store.accepts import AcceptRequest, RateCheck, accept_batch
@@ -84,6 +85,7 @@ class Acceptor:
                 if not future.done():
                     future.set_result(ServiceUnavailable())
             return
+        metrics.record_accepted(sum(1 for o in outcomes if not isinstance(o, WagateError)))
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)

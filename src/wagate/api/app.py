@@ -13,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
 from wagate.api import conversations, health, messages, webhooks
+from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
+from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.schemas import ErrorResponse
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
@@ -73,11 +75,13 @@ def create_app(
     )
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
+    app.add_middleware(ApiRequestMetrics)
     install_error_handlers(app)
     app.include_router(messages.router)
     app.include_router(conversations.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))
     if sandbox is not None:
         app.mount("/sandbox", sandbox)
     _document_errors(app)

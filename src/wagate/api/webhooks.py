@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from wagate import metrics
 from wagate.api.body import read_limited
 from wagate.api.deps import ServicesDep
 from wagate.cloud.webhooks import WebhookParseError, parse_webhook, verify_signature
@@ -69,16 +70,19 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     raw = await read_limited(request, MAX_WEBHOOK_BODY)
     signature = request.headers.get("x-hub-signature-256")
     if not signature:
+        metrics.record_webhook("invalid_signature")
         raise InvalidSignature("The X-Hub-Signature-256 header is missing.")
     async with services.engine.connect() as conn:
         channels = await account_store.list_channels(conn)
     secrets = {c.app_secret for c in channels if verify_signature(c.app_secret, raw, signature)}
     if not secrets:
+        metrics.record_webhook("invalid_signature")
         raise InvalidSignature()
     try:
         payload: Any = json.loads(raw)
         batch = parse_webhook(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, WebhookParseError) as exc:
+        metrics.record_webhook("invalid_body")
         raise InvalidBody(f"Not a WhatsApp webhook: {exc}") from None
     # Effects only for numbers whose app secret signed this body.
     by_number = {c.phone_number_id: c for c in channels if c.app_secret in secrets}
@@ -103,4 +107,10 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             status_store.reports_from(u for u in batch.statuses if u.phone_number_id in by_number),
             now=now,
         )
+    metrics.record_webhook(
+        "accepted",
+        metrics.lags_since(
+            [m.timestamp for m in batch.inbound] + [u.timestamp for u in batch.statuses], now
+        ),
+    )
     return JSONResponse({"success": True, "inbound": opened, "statuses": len(changes)})

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate import metrics
 from wagate.clock import Clock
 from wagate.cloud.client import CloudApiError, CloudClient
 from wagate.cloud.payloads import build_message_payload
@@ -216,6 +217,7 @@ class Dispatcher:
             # message that would exceed it waits in the queue, not in a worker slot.
             wait = await self.pacer.try_pair(channel.id, claim.phone)
             if wait > 0:
+                metrics.record_retry("pair_rate")
                 return Retry(
                     claim.message_id,
                     available_at=now + timedelta(seconds=wait),
@@ -226,7 +228,9 @@ class Dispatcher:
         # message since; leave it to that one (or to our next claim).
         if time.monotonic() > lease_ends - self.settings.send_timeout:
             log.warning("lease on %s ran out while pacing; not sending", claim.message_id)
+            metrics.record_retry("lease_expired")
             return None
+        started = time.monotonic()
         try:
             result = await self.cloud.send_message(
                 graph_url=channel.graph_url,
@@ -238,7 +242,14 @@ class Dispatcher:
         except CloudApiError as error:
             if error.meta_code == THROUGHPUT_REACHED:
                 await self.pacer.throttled(channel.id)
-            return self._after_error(claim, error)
+            outcome = self._after_error(claim, error)
+            seconds = time.monotonic() - started
+            if isinstance(outcome, Failed):
+                metrics.record_send("failed", error.meta_code, seconds)
+            else:
+                metrics.record_send("retried", error.meta_code, seconds)
+            return outcome
+        metrics.record_send("accepted", None, time.monotonic() - started)
         return Sent(claim.message_id, result.wamid)
 
     async def _channel_slot(self, channel: Channel) -> None:
@@ -277,6 +288,7 @@ class Dispatcher:
             self._rng,
             base=self.settings.retry_base_seconds,
         )
+        metrics.record_retry(metrics.retry_reason(retry_class.value, error.meta_code, error.title))
         log.info(
             "message %s: %s (meta code %s), retry %d in %.1fs",
             claim.message_id,
