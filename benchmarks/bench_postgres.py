@@ -1,0 +1,198 @@
+"""PostgreSQL mode: `wagate api` plus one `wagate worker`, then plus two, delivering to a
+stand-alone sandbox; the delivery throughput of each.
+
+    .venv/bin/python benchmarks/bench_postgres.py [--messages 20000] [--quick]
+        [--pg postgresql://postgres@127.0.0.1:5432] [--redis-url redis://127.0.0.1:6379/14]
+
+The script creates a fresh database (`wagate_bench_<random>`) and drops it at the end. For each
+phase it queues N messages through the API with no worker running, then starts the workers and
+times the drain: from the first to the last send the sandbox answered, and until the outbox is
+empty. The channel is paced at 1,000/s: each worker has its own in-memory pacer unless
+`--redis-url` makes them share one (then 1,000/s is the ceiling for the pair of workers too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from pathlib import Path
+
+from common import (
+    HOST,
+    Proc,
+    cli_json,
+    cpu_seconds,
+    free_port,
+    machine,
+    open_windows,
+    phones,
+    post_messages,
+    query,
+    require_wrk,
+    running,
+    sandbox_sends,
+    scalar,
+    standalone_sandbox,
+    table,
+    wagate,
+    wagate_env,
+    workdir,
+)
+
+PHONE_NUMBER_ID = "100000000000088"
+WABA_ID = "200000000000088"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="per phase")
+    parser.add_argument("--quick", action="store_true", help="3,000 messages per phase")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis-url", help="share the workers' pacing through Redis")
+    parser.add_argument("--mps", type=int, default=1000, help="the channel's messages/s")
+    parser.add_argument("--connections", type=int, default=128, help="wrk connections")
+    parser.add_argument(
+        "--per-phone",
+        type=int,
+        default=5,
+        help="messages per recipient (one is in flight per recipient at a time; keep it under "
+        "Meta's pair-rate burst of 45)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    args = parser.parse_args()
+    n = 3000 if args.quick else args.messages
+    require_wrk()
+    print(f"machine: {machine()}")
+    admin = args.pg.rstrip("/") + "/postgres"
+    try:
+        version = scalar(admin, "SHOW server_version")
+    except Exception as exc:
+        raise SystemExit(f"PostgreSQL is not reachable at {admin}: {exc}") from None
+    name = f"wagate_bench_{secrets.token_hex(4)}"
+    database = f"{args.pg.rstrip('/')}/{name}"
+    query(admin, f'CREATE DATABASE "{name}"')
+    print(f"PostgreSQL {version}: created {name}")
+    try:
+        results = run(args, n, database)
+    finally:
+        query(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        print(f"dropped {name}")
+    table(
+        f"bench_postgres: {n:,} messages per phase, channel at {args.mps}/s"
+        + (", pacing shared in Redis" if args.redis_url else ", pacing per worker"),
+        results,
+        (
+            "setup",
+            "queued at (API)",
+            "delivered (sandbox, first->last)",
+            "until outbox empty",
+            "CPU: api / workers / sandbox",
+        ),
+    )
+
+
+def run(args: argparse.Namespace, n: int, database: str) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    with workdir(args.keep) as data_dir:
+        extra = {"WAGATE_REDIS_URL": args.redis_url} if args.redis_url else {}
+        env = wagate_env(data_dir, database, WAGATE_SANDBOX="off", **extra)
+        port, sandbox_port = free_port(), free_port()
+        base, sandbox_url = f"http://{HOST}:{port}", f"http://{HOST}:{sandbox_port}"
+        access_token, app_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+        cli_json(env, "accounts", "create", "--name", "bench", "--api-rate", "0")
+        cli_json(
+            env,
+            *("channels", "add", "--account", "bench"),
+            *("--phone-number-id", PHONE_NUMBER_ID, "--waba-id", WABA_ID),
+            *("--access-token", access_token, "--app-secret", app_secret),
+            *("--verify-token", "bench-verify", "--graph-url", sandbox_url + "/graph"),
+            *("--mps", str(args.mps)),
+        )
+        token = cli_json(env, "tokens", "create", "--account", "bench")["token"]
+        sandbox = standalone_sandbox(
+            sandbox_port,
+            {
+                "phone_number_id": PHONE_NUMBER_ID,
+                "waba_id": WABA_ID,
+                "display_phone_number": "15550000088",
+                "access_token": access_token,
+                "app_secret": app_secret,
+                "webhook_url": base + "/webhooks/whatsapp",
+            },
+            data_dir,
+        )
+        api = wagate("api", env, port)
+        with running(sandbox, api):
+            sandbox.wait_http(sandbox_url + "/")
+            api.wait_http(base + "/healthz")
+            per_phase = max(20, -(-n // args.per_phone))
+            for phase, workers in enumerate((1, 2)):
+                numbers = phones(per_phase, start=phase * 100 * per_phase)
+                opening = time.monotonic()
+                open_windows(sandbox_url, numbers)
+                print(f"{len(numbers):,} windows opened in {time.monotonic() - opening:.1f} s")
+                rows.append(
+                    measure(env, base, token, numbers, n, workers, api, sandbox, sandbox_url, args)
+                )
+    return rows
+
+
+def measure(
+    env: dict[str, str],
+    base: str,
+    token: str,
+    numbers: list[str],
+    n: int,
+    workers: int,
+    api: Proc,
+    sandbox: Proc,
+    sandbox_url: str,
+    args: argparse.Namespace,
+) -> tuple[str, ...]:
+    database = env["WAGATE_DATABASE_URL"]
+    print(f"queueing {n:,} messages for {workers} worker(s)")
+    _, post_seconds = post_messages(
+        base,
+        token,
+        numbers,
+        n,
+        Path(env["WAGATE_DATA_DIR"]),
+        stored=lambda: scalar(database, "SELECT count(*) FROM outbox"),
+        connections=args.connections,
+    )
+    queued = scalar(database, "SELECT count(*) FROM outbox")
+    already = len(sandbox_sends(sandbox_url))
+    procs = [wagate("worker", env) for _ in range(workers)]
+    with running(*procs):
+        cpu0 = {p.pid: cpu_seconds(p.pid) for p in (api, sandbox, *procs)}
+        started = time.monotonic()
+        deadline = started + 120 + 5 * queued / args.mps
+        left = queued
+        while time.monotonic() < deadline:
+            left = scalar(database, "SELECT count(*) FROM outbox")
+            if left == 0:
+                break
+            if not all(p.alive() for p in procs):
+                raise RuntimeError("a worker exited:\n" + procs[0].output()[-3000:])
+            time.sleep(0.25)
+        drained = time.monotonic() - started
+        cpu = {pid: (cpu_seconds(pid) - c) / drained for pid, c in cpu0.items()}
+    sends = sandbox_sends(sandbox_url)[already:]
+    ok = sorted(t for t, status, _ in sends if status == 200)
+    errors = len(sends) - len(ok)
+    span = ok[-1] - ok[0] if len(ok) > 1 else 0.0
+    rate = (len(ok) - 1) / span if span else 0.0
+    worker_cpu = " + ".join(f"{cpu[p.pid]:.0%}" for p in procs)
+    print(f"  {len(ok):,} sent at {rate:,.0f}/s; outbox {left} left after {drained:.1f} s")
+    return (
+        f"api + {workers} worker{'s' if workers > 1 else ''}",
+        f"{queued / post_seconds:,.0f}/s",
+        f"{rate:,.0f}/s ({len(ok):,} in {span:.1f} s, {errors} errors)",
+        f"{drained:.1f} s" + ("" if left == 0 else f" ({left} LEFT)"),
+        f"{cpu[api.pid]:.0%} / {worker_cpu} / {cpu[sandbox.pid]:.0%}",
+    )
+
+
+if __name__ == "__main__":
+    main()
