@@ -291,3 +291,19 @@ async def test_an_account_over_its_api_rate_gets_429_with_retry_after(gateway: H
     assert int(answers[2].headers["Retry-After"]) >= 1
     # Other accounts are not slowed by it.
     assert (await gateway.client.get("/v1/messages", headers=gateway.auth)).status_code == 200
+
+
+async def test_storage_failure_is_a_503_and_nothing_is_accepted(gateway: Harness) -> None:
+    from sqlalchemy import text
+
+    await gateway.reply(CUSTOMER, text="hello")
+    await gateway.dispatcher.stop()
+    async with write_tx(gateway.engine) as conn:
+        await conn.execute(text("ALTER TABLE outbox RENAME TO outbox_gone"))
+    response = await gateway.send(phone=CUSTOMER, message="hi")
+    error = assert_error(response, 503, "service_unavailable")
+    assert "nothing was accepted" in error["message"].lower()
+    assert response.headers["Retry-After"] == "1"
+    async with write_tx(gateway.engine) as conn:
+        await conn.execute(text("ALTER TABLE outbox_gone RENAME TO outbox"))
+    assert await _count_messages(gateway) == 0  # the message row was rolled back with it
