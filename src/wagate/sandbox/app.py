@@ -9,7 +9,7 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
     POST /customer/reply                               the customer sends a message or taps
     GET  /customer/{phone}/messages[?limit=N]          both sides of one customer's chat
     GET  /stats                                        sends, duplicates, webhook counters
-    GET|POST|DELETE /faults                            injected errors
+    GET|POST|DELETE /faults, DELETE /faults/{id}       injected faults (see `faults`)
     GET  /                                             what the sandbox simulates (no secrets)
 """
 
@@ -17,18 +17,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from wagate.sandbox import graph
 from wagate.sandbox.config import SandboxConfig
-from wagate.sandbox.service import Sandbox, SandboxRequestError, wa_id_of
+from wagate.sandbox.faults import (
+    FaultSpecError,
+    InjectedDrop,
+    InjectedHttpError,
+    retry_after_header,
+)
+from wagate.sandbox.service import Sandbox, SandboxRequestError
 from wagate.sandbox.templates import template_page
 
 log = logging.getLogger(__name__)
@@ -49,12 +56,39 @@ def _token(request: Request) -> str | None:
 
 
 def _graph_error(error: graph.GraphError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'}
-    return JSONResponse(
-        error.envelope(),
-        status_code=error.http_status,
-        headers=headers if error.code == 190 else None,
-    )
+    headers = {}
+    if error.code == 190:
+        headers["WWW-Authenticate"] = 'OAuth "Facebook Platform" "invalid_token"'
+    if error.retry_after is not None:
+        headers["Retry-After"] = retry_after_header(error.retry_after)
+    return JSONResponse(error.envelope(), status_code=error.http_status, headers=headers or None)
+
+
+class DroppedConnection(Response):
+    """No complete answer: the status line and headers go out, then the app returns without a
+    body. An ASGI server closes the connection then (uvicorn: "ASGI callable returned without
+    completing response"), and the client sees it closed mid-response (httpx raises
+    `RemoteProtocolError`). Returning before `http.response.start` would not do: uvicorn
+    answers a 500 for the app. Over `httpx.ASGITransport` the incomplete response trips an
+    assertion in the transport instead; a test transport has to turn that into a network
+    error, as `tests/integration/test_delivery_faults.py` does."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+
+def _client_gone(request: Request) -> Callable[[], Awaitable[None]]:
+    """Returns once the client has hung up (after the body was read, the next ASGI message is
+    `http.disconnect`). Over httpx.ASGITransport it never returns; cancel it."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return gone
 
 
 async def _json_body(request: Request) -> object:
@@ -84,12 +118,7 @@ def create_sandbox_app(
     async def started() -> None:
         # Mounted apps get no lifespan events: start the webhook pump at the first request.
         if sandbox.closed:
-            raise graph.GraphError(
-                2,
-                "(#2) Service temporarily unavailable",
-                details="The sandbox is shutting down; retry later.",
-                http_status=503,
-            )
+            raise graph.service_unavailable()
         sandbox.ensure_started()
 
     app = FastAPI(
@@ -140,15 +169,22 @@ def create_sandbox_app(
     # --- Graph API --------------------------------------------------------------------------
 
     @app.post("/graph/{version}/{phone_number_id}/messages")
-    async def send_message(version: str, phone_number_id: str, request: Request) -> JSONResponse:
+    async def send_message(version: str, phone_number_id: str, request: Request) -> Response:
+        sandbox.send_requests += 1
         try:
             sandbox.check_graph(version, f"/{phone_number_id}/messages", _token(request))
             if phone_number_id != config.phone_number_id:
                 raise graph.unknown_object(phone_number_id)
-            answer = sandbox.send(await request.body())
+            answer = await sandbox.send(
+                await request.body(), phone_number_id, client_gone=_client_gone(request)
+            )
         except graph.GraphError as exc:
             sandbox.state.bump("rejected")
             return _graph_error(exc)
+        except InjectedHttpError as exc:
+            return Response(exc.body, status_code=exc.status, headers=exc.headers)
+        except InjectedDrop:
+            return DroppedConnection()
         return JSONResponse(answer)
 
     @app.get("/graph/{version}/{object_id}")
@@ -208,27 +244,24 @@ def create_sandbox_app(
         body = await _json_body(request)
         if not isinstance(body, dict):
             raise SandboxRequestError("invalid_body", "Send a JSON object.", status=400)
-        code, count, mode = body.get("code"), body.get("count", 1), body.get("mode")
-        if not isinstance(code, int) or isinstance(code, bool):
-            raise SandboxRequestError(
-                "invalid_field", "code must be Meta's numeric error code.", field="code"
-            )
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise SandboxRequestError(
-                "invalid_field", "count must be a positive integer.", field="count"
-            )
-        if mode not in (None, "response", "status"):
-            raise SandboxRequestError(
-                "invalid_field", 'mode must be "response" or "status".', field="mode"
-            )
-        phone = body.get("phone")
-        wa_id = None if phone is None else wa_id_of(phone)
-        fault = sandbox.faults.add(code, count, wa_id, mode)
+        try:
+            fault = sandbox.faults.add(body)
+        except FaultSpecError as exc:
+            raise SandboxRequestError("invalid_field", exc.message, field=exc.field) from None
         return JSONResponse(fault.as_dict(), status_code=201)
 
     @app.delete("/faults")
     async def clear_faults() -> JSONResponse:
-        sandbox.faults.queue.clear()
+        sandbox.faults.clear()
+        return JSONResponse({"success": True})
+
+    @app.delete("/faults/{fault_id}")
+    async def remove_fault(fault_id: str) -> JSONResponse:
+        if not (fault_id.isdigit() and sandbox.faults.remove(int(fault_id))):
+            return JSONResponse(
+                {"success": False, "error": {"code": "not_found", "message": "No such fault."}},
+                status_code=404,
+            )
         return JSONResponse({"success": True})
 
     @app.get("/")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -53,7 +54,17 @@ class SandboxConfig:
     throughput_limit: int | None = None
     """Messages per second the number may send (Meta: 80 by default, up to 1,000); over it the
     send is refused with error 130429."""
+    throughput_tolerance: float = 0.08
+    """How far over `throughput_limit` (a fraction) any one-second window may go before 130429:
+    arrivals are timestamped when the sandbox's event loop reads them, so a stall here bunches
+    sends that were spaced correctly (see `Faults.check_limits`)."""
     pair_rate_limit: float | None = None
     """Shortest average interval in seconds between two messages to one recipient (Meta: about
     6), with bursts of `pair_rate_burst`; over it the send is refused with error 131056."""
     pair_rate_burst: int = 45
+
+    # Fault injection (see wagate.sandbox.faults): the same objects `POST /faults` takes.
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """Faults in place from the start, e.g. `{"code": 130429, "rate": 0.1}`."""
+    fault_seed: int | None = None
+    """Seeds the faults' random draws (rates, latency jitter), so that runs repeat; None: random."""

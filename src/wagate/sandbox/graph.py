@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 VERSION_RE = re.compile(r"^v\d+\.\d+$")
@@ -34,6 +35,8 @@ class GraphError(Exception):
         self.http_status = http_status
         self.type = type_
         self.subcode = subcode
+        self.retry_after: float | None = None
+        """Seconds for a `Retry-After` header (injected faults only; Meta sends none)."""
 
     def envelope(self) -> dict[str, Any]:
         error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
@@ -48,6 +51,20 @@ class GraphError(Exception):
 def invalid_token() -> GraphError:
     return GraphError(
         190, "Invalid OAuth access token - Cannot parse access token", http_status=401
+    )
+
+
+def expired_token(now: datetime | None = None) -> GraphError:
+    """Meta's answer when the access token has expired (code 190, subcode 463)."""
+    now = now or datetime.now(UTC)
+    fmt = "%A, %d-%b-%y %H:%M:%S UTC"
+    expired = (now - timedelta(hours=1)).strftime(fmt)
+    return GraphError(
+        190,
+        f"Error validating access token: Session has expired on {expired}. "
+        f"The current time is {now.strftime(fmt)}.",
+        http_status=401,
+        subcode=463,
     )
 
 
@@ -110,4 +127,13 @@ def pair_rate_hit() -> GraphError:
         "(#131056) (Business Account, Consumer Account) pair rate limit hit",
         details="Message failed to send because there were too many messages sent from this phone "
         "number to the same phone number in a short period of time.",
+    )
+
+
+def service_unavailable() -> GraphError:
+    return GraphError(
+        2,
+        "(#2) Service temporarily unavailable",
+        details="The sandbox is shutting down; retry later.",
+        http_status=503,
     )

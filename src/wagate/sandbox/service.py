@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ import httpx
 
 from wagate.sandbox import events, graph
 from wagate.sandbox.config import SandboxConfig
-from wagate.sandbox.faults import Faults
+from wagate.sandbox.faults import Faults, FaultSpecError, InjectedDrop, InjectedHttpError
 from wagate.sandbox.state import Outbound, SandboxState
 from wagate.sandbox.validation import validate_send
 from wagate.sandbox.webhooks import WebhookDispatcher
@@ -68,9 +70,23 @@ class Sandbox:
         self.state = SandboxState(config.state_path)
         self.webhooks = WebhookDispatcher(config, self.state, webhook_client)
         self.faults = Faults(
-            config.throughput_limit, config.pair_rate_limit, config.pair_rate_burst
+            config.throughput_limit,
+            config.pair_rate_limit,
+            config.pair_rate_burst,
+            throughput_tolerance=config.throughput_tolerance,
+            seed=config.fault_seed,
         )
+        for i, fault in enumerate(config.faults):
+            try:
+                self.faults.add(fault)
+            except FaultSpecError as exc:
+                raise ValueError(f"SandboxConfig.faults[{i}]: {exc.message}") from None
+        self.send_requests = 0
+        """`POST /{phone_number_id}/messages` requests received since start."""
+        self.held = 0
+        """Requests being held by a timeout or latency fault right now."""
         self.closed = False
+        self._closing = asyncio.Event()
 
     async def start(self) -> None:
         self.ensure_started()
@@ -84,6 +100,7 @@ class Sandbox:
         if self.closed:
             return
         self.closed = True
+        self._closing.set()  # held requests end now
         await self.webhooks.aclose()
         self.state.close()
 
@@ -96,8 +113,19 @@ class Sandbox:
         if token is None or not hmac.compare_digest(token.encode(), expected):
             raise graph.invalid_token()
 
-    def send(self, raw: bytes) -> dict[str, Any]:
-        """`POST /{phone_number_id}/messages` after the path and token checks."""
+    async def send(
+        self,
+        raw: bytes,
+        phone_number_id: str | None = None,
+        *,
+        client_gone: Callable[[], Awaitable[object]] | None = None,
+    ) -> dict[str, Any]:
+        """`POST /{phone_number_id}/messages` after the path and token checks.
+
+        Raises `GraphError` for Meta's error answers, and `InjectedHttpError` or `InjectedDrop`
+        for injected faults that are not Meta's. `client_gone`, when given, returns once the
+        client has hung up; a request held by a timeout fault is let go then.
+        """
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -106,9 +134,22 @@ class Sandbox:
             return self._mark_read(body)
         content = validate_send(body)
         assert isinstance(body, dict)
-        fault = self.faults.take(content.wa_id)
-        if fault is not None and fault.mode == "response":
-            raise fault.graph_error()
+        draw = self.faults.draw(content.wa_id, phone_number_id or self.config.phone_number_id)
+        if draw.delay > 0:
+            await self.hold(draw.delay)
+            if self.closed:
+                raise graph.service_unavailable()
+        fault = draw.fault
+        if fault is not None:
+            if fault.kind == "timeout":
+                await self.hold(fault.seconds or 0.0, client_gone)
+                raise InjectedDrop()
+            if fault.kind == "drop":
+                raise InjectedDrop()
+            if fault.http_status is not None:
+                raise InjectedHttpError(fault.http_status, fault.retry_after)
+            if fault.mode == "response":
+                raise fault.graph_error()
         self.faults.check_limits(content.wa_id)
 
         cfg = self.config
@@ -153,6 +194,26 @@ class Sandbox:
             "contacts": [{"input": content.to, "wa_id": content.wa_id}],
             "messages": [{"id": wamid}],
         }
+
+    async def hold(
+        self, seconds: float, client_gone: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Wait `seconds`, or less if the sandbox closes or `client_gone` returns first.
+
+        Nothing is left running: the helper tasks are cancelled and awaited before returning,
+        also when the caller is cancelled (an ASGI server or transport giving up on it).
+        """
+        self.held += 1
+        waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._closing.wait())]
+        if client_gone is not None:
+            waiters.append(asyncio.ensure_future(client_gone()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.held -= 1
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     def _mark_read(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("messaging_product") != "whatsapp":
@@ -311,4 +372,8 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         stats = self.state.stats()
         stats["webhooks_in_flight"] = self.webhooks.in_flight
+        # Since the sandbox started (not kept across restarts):
+        stats["send_requests"] = self.send_requests
+        stats["faults_injected"] = dict(sorted(self.faults.injected.items()))
+        stats["requests_held"] = self.held
         return stats
