@@ -277,7 +277,10 @@ class Dispatcher:
                 claim.message_id,
                 code="retries_exhausted",
                 title=error.title,
-                details=f"Gave up after {claim.attempts} attempts; last error: {error.details}",
+                details=(
+                    f"Gave up after {claim.attempts} attempts; last error: "
+                    f"{error.details or error.title}"
+                ),
                 meta_code=error.meta_code,
             )
         delay = meta_errors.backoff_seconds(

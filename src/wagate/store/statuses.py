@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -238,7 +238,8 @@ async def apply_reports(
             update(messages)
             .where(
                 messages.c.id == bindparam("b_id"),
-                messages.c.status.in_(_behind(Status.FAILED)),
+                # Not IN (…): an expanding parameter cannot be part of an executemany.
+                or_(*(messages.c.status == s for s in _behind(Status.FAILED))),
             )
             .values(
                 status=Status.FAILED.value,
