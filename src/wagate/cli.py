@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
@@ -105,10 +106,15 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     use_sandbox = http_api and asyncio.run(decide())
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     sandbox = None
+    cloud_http: httpx.AsyncClient | None = None
+    gateway = LateASGI()
     if use_sandbox:
         from wagate.sandbox import SandboxConfig, create_sandbox_app
 
         identity = SandboxIdentity.load_or_create(settings.data_dir)
+        # The gateway and its embedded sandbox call each other in-process (no loopback sockets,
+        # no HTTP parsing); clients outside still reach the sandbox over HTTP at /sandbox.
+        in_process = httpx.ASGITransport(app=gateway)
         sandbox = create_sandbox_app(
             SandboxConfig(
                 phone_number_id=identity.phone_number_id,
@@ -118,7 +124,12 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
                 app_secret=identity.app_secret,
                 webhook_url=settings.local_url + "/webhooks/whatsapp",
                 state_path=settings.data_dir / "sandbox.sqlite3",
-            )
+            ),
+            webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
+        )
+        cloud_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+            mounts={settings.local_url: in_process},
         )
 
     async def announce() -> None:
@@ -153,8 +164,10 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             clock=clock,
             run_dispatcher=dispatcher,
             sandbox=sandbox,
+            cloud_http=cloud_http,
             on_startup=announce,
         )
+        gateway.app = server_app
         uvicorn.run(server_app, host=host, port=port, log_level="warning", access_log=False)
     else:
         _run_loop(_worker_forever(settings, url))

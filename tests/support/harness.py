@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.api.app import create_app
+from wagate.asgi import LateASGI
 from wagate.bootstrap import SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
@@ -25,15 +26,6 @@ from wagate.sandbox import SandboxConfig, create_sandbox_app
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
-
-
-class LateASGI:
-    """An ASGI app filled in later, so two apps can point at each other."""
-
-    app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -132,7 +124,7 @@ async def running_gateway(
 
     cloud_http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=gateway),
-        timeout=10,
+        timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         event_hooks={"request": [record]},
     )
     app = create_app(
