@@ -555,6 +555,11 @@ def sandbox_run(
     pair_interval: Annotated[
         float | None, typer.Option(help="Refuse sends to one customer faster (131056)")
     ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help='A fault as JSON, e.g. \'{"code": 130429, "rate": 0.1}\' (repeatable)'),
+    ] = None,
+    fault_seed: Annotated[int | None, typer.Option(help="Seed the faults' random draws")] = None,
 ) -> None:
     """Run the sandbox on its own, as a stand-in for graph.facebook.com (point a channel's
     --graph-url at http://HOST:PORT/graph)."""
@@ -573,9 +578,28 @@ def sandbox_run(
         status_delay=status_delay,
         throughput_limit=throughput,
         pair_rate_limit=pair_interval,
+        faults=[_json_option("--fault", f) for f in fault or ()],
+        fault_seed=fault_seed,
     )
     console.print(f"sandbox Graph API at http://{host}:{port}/graph")
-    uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_sandbox_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        # A request held by a timeout fault must not hold up shutdown.
+        timeout_graceful_shutdown=3,
+    )
+
+
+def _json_option(name: str, value: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        _fail(f"{name} is not JSON: {exc}")
+    if not isinstance(parsed, dict):
+        _fail(f"{name} must be a JSON object")
+    return dict(parsed)
 
 
 def main() -> None:
