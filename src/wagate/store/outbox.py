@@ -21,13 +21,38 @@ from wagate.store.tables import conversations, message_events, messages, outbox
 # The same claim on both dialects; PostgreSQL adds SKIP LOCKED so that concurrent workers pass
 # over each other's rows instead of queueing behind them. SQLite runs it inside BEGIN IMMEDIATE
 # (see db.py), which already serialises writers.
+#
+# Only a lane's head (its oldest message) may be claimed. A backlog can hold many messages per
+# lane, so rather than testing every queued row, the claim walks the distinct lanes through the
+# ix_outbox_lane index (a "loose index scan": each step jumps to the next (channel, phone) after
+# the current one) and looks at each lane's head: its cost follows the number of recipients with
+# queued messages, not the number of messages.
 _CLAIM_HEADS = """
-SELECT o.message_id FROM outbox o
+WITH RECURSIVE lane(channel_id, phone) AS (
+    SELECT CAST(channel_id AS VARCHAR), CAST(MIN(phone) AS VARCHAR) FROM outbox
+    WHERE channel_id = (SELECT MIN(channel_id) FROM outbox)
+    GROUP BY channel_id
+    UNION ALL
+    SELECT
+        CAST(CASE WHEN (SELECT MIN(n.phone) FROM outbox n
+                   WHERE n.channel_id = lane.channel_id AND n.phone > lane.phone) IS NOT NULL
+             THEN lane.channel_id
+             ELSE (SELECT MIN(n.channel_id) FROM outbox n WHERE n.channel_id > lane.channel_id)
+        END AS VARCHAR),
+        CAST(COALESCE(
+            (SELECT MIN(n.phone) FROM outbox n
+             WHERE n.channel_id = lane.channel_id AND n.phone > lane.phone),
+            (SELECT MIN(n.phone) FROM outbox n
+             WHERE n.channel_id = (SELECT MIN(m.channel_id) FROM outbox m
+                                   WHERE m.channel_id > lane.channel_id))) AS VARCHAR)
+    FROM lane WHERE lane.channel_id IS NOT NULL
+)
+SELECT o.message_id FROM lane
+JOIN outbox o ON o.message_id = (
+    SELECT MIN(h.message_id) FROM outbox h
+    WHERE h.channel_id = lane.channel_id AND h.phone = lane.phone)
 WHERE o.available_at <= :now
   AND (o.lease_until IS NULL OR o.lease_until < :now)
-  AND o.message_id = (
-      SELECT MIN(o2.message_id) FROM outbox o2
-      WHERE o2.channel_id = o.channel_id AND o2.phone = o.phone)
 ORDER BY o.available_at, o.message_id
 LIMIT :limit
 """

@@ -1,0 +1,79 @@
+"""The outbox's claim: only each lane's head, never a leased one, oldest first, any number of
+business numbers and recipients."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from wagate.clock import SystemClock
+from wagate.domain.messages import parse_send_request
+from wagate.domain.models import InboundMessage
+from wagate.store import accounts as account_store
+from wagate.store.accepts import AcceptRequest, accept_batch
+from wagate.store.db import make_async_engine, migrate, write_tx
+from wagate.store.outbox import claim
+from wagate.store.statuses import record_inbound
+
+PHONES = ["+14155552671", "+919876543210", "+447911123456"]
+
+
+async def test_claims_take_lane_heads_only(database_url: str, tmp_path: Path) -> None:
+    migrate(database_url)
+    engine = make_async_engine(database_url)
+    now = SystemClock().now()
+    try:
+        async with write_tx(engine) as conn:
+            account = await account_store.create_account(conn, name="a", now=now)
+            channels = [
+                await account_store.add_channel(
+                    conn,
+                    account_id=account["id"],
+                    phone_number_id=str(n),
+                    waba_id="w",
+                    access_token="t",
+                    app_secret="s",
+                    verify_token="v",
+                    graph_url="http://x",
+                    mps=80,
+                    now=now,
+                )  # fmt: skip
+                for n in (1, 2)
+            ]
+            token, _ = await account_store.create_token(
+                conn, account_id=account["id"], name="t", now=now
+            )
+            for channel in channels:
+                for phone in PHONES:
+                    inbound = InboundMessage(
+                        channel.phone_number_id, phone[1:], f"w.{channel.id}{phone}", now, "text"
+                    )
+                    await record_inbound(conn, channel=channel, message=inbound, now=now)
+            items = [
+                AcceptRequest(
+                    token,
+                    parse_send_request(
+                        {"phone": phone, "message": f"{n}", "channel": channel.phone_number_id}
+                    ),
+                )
+                for n in range(3)
+                for channel in channels
+                for phone in PHONES
+            ]
+            accepted = await accept_batch(conn, items, now=now)
+        ids = [a["id"] for a in accepted if isinstance(a, dict)]
+        assert len(ids) == 18
+        lease = timedelta(seconds=30)
+        async with write_tx(engine) as conn:
+            first = await claim(conn, owner="a", now=now, lease=lease, limit=100)
+        # Six lanes (2 numbers x 3 customers): their first messages, nothing else.
+        assert sorted(c.message_id for c in first) == sorted(ids[:6])
+        async with write_tx(engine) as conn:
+            assert await claim(conn, owner="b", now=now, lease=lease, limit=100) == []
+        # When the leases run out, the same heads come back (nothing behind them jumps ahead).
+        async with write_tx(engine) as conn:
+            again = await claim(conn, owner="b", now=now + lease * 2, lease=lease, limit=4)
+        assert [c.message_id for c in again] == sorted(ids[:6])[:4]
+        assert all(c.attempts == 2 for c in again)
+    finally:
+        await engine.dispose()
