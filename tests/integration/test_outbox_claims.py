@@ -37,7 +37,7 @@ async def test_claims_take_lane_heads_only(database_url: str, tmp_path: Path) ->
                     graph_url="http://x",
                     mps=80,
                     now=now,
-                )  # fmt: skip
+                )
                 for n in (1, 2)
             ]
             token, _ = await account_store.create_token(
