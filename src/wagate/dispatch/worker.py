@@ -44,6 +44,7 @@ from wagate.store.statuses import StatusChange
 log = logging.getLogger("wagate.dispatch")
 
 CHANNEL_CACHE_SECONDS = 30.0
+IDLE_CLAIM_INTERVAL = 0.05
 THROUGHPUT_REACHED = 130429
 # Meta counts sends per second as they arrive. A send that starts late (its event loop was busy
 # when its slot came) bunches up with the next ones, so: slots are spaced for 96 % of the rate,
@@ -127,7 +128,12 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
                 claimed = 0
             if claimed == 0:
+                # Nothing was claimable. A wake-up (a new message, a finished send) may change
+                # that, but under load they come hundreds of times a second, and each claim is a
+                # write transaction that accepts would queue behind: try at most every
+                # IDLE_CLAIM_INTERVAL.
                 self._wake.clear()
+                await asyncio.sleep(IDLE_CLAIM_INTERVAL)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.5)
 
