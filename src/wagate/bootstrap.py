@@ -6,6 +6,7 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,6 +14,9 @@ from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
+
+if TYPE_CHECKING:
+    from wagate.sandbox import SandboxConfig
 
 SANDBOX_ACCOUNT = "sandbox"
 
@@ -27,6 +31,20 @@ class SandboxIdentity:
     access_token: str
     app_secret: str
     verify_token: str
+
+    def sandbox_config(self, *, webhook_url: str, **knobs: Any) -> SandboxConfig:
+        """The simulator's settings for this identity (`knobs`: other SandboxConfig fields)."""
+        from wagate.sandbox import SandboxConfig
+
+        return SandboxConfig(
+            phone_number_id=self.phone_number_id,
+            waba_id=self.waba_id,
+            display_phone_number=self.display_phone_number,
+            access_token=self.access_token,
+            app_secret=self.app_secret,
+            webhook_url=webhook_url,
+            **knobs,
+        )
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> SandboxIdentity:

@@ -109,19 +109,14 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     cloud_http: httpx.AsyncClient | None = None
     gateway = LateASGI()
     if use_sandbox:
-        from wagate.sandbox import SandboxConfig, create_sandbox_app
+        from wagate.sandbox import create_sandbox_app
 
         identity = SandboxIdentity.load_or_create(settings.data_dir)
         # The gateway and its embedded sandbox call each other in-process (no loopback sockets,
         # no HTTP parsing); clients outside still reach the sandbox over HTTP at /sandbox.
         in_process = httpx.ASGITransport(app=gateway)
         sandbox = create_sandbox_app(
-            SandboxConfig(
-                phone_number_id=identity.phone_number_id,
-                waba_id=identity.waba_id,
-                display_phone_number=identity.display_phone_number,
-                access_token=identity.access_token,
-                app_secret=identity.app_secret,
+            identity.sandbox_config(
                 webhook_url=settings.local_url + "/webhooks/whatsapp",
                 state_path=settings.data_dir / "sandbox.sqlite3",
             ),

@@ -22,7 +22,7 @@ from wagate.bootstrap import SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
 from wagate.dispatch.worker import Dispatcher
-from wagate.sandbox import SandboxConfig, create_sandbox_app
+from wagate.sandbox import create_sandbox_app
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
@@ -103,12 +103,7 @@ async def running_gateway(
     gateway = LateASGI()
     webhook_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url=BASE)
     sandbox = create_sandbox_app(
-        SandboxConfig(
-            phone_number_id=identity.phone_number_id,
-            waba_id=identity.waba_id,
-            display_phone_number=identity.display_phone_number,
-            access_token=identity.access_token,
-            app_secret=identity.app_secret,
+        identity.sandbox_config(
             webhook_url=BASE + "/webhooks/whatsapp",
             status_delay=status_delay,
             webhook_retry_initial=0.05,
