@@ -18,7 +18,7 @@ from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
-from wagate.api.schemas import ErrorResponse
+from wagate.api.schemas import ErrorResponse, SendMessageBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
 from wagate.config import Settings
@@ -110,10 +110,12 @@ def _document_errors(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        components.setdefault(
-            "ErrorResponse",
-            ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}"),
-        )
+        # The send endpoint reads its body itself (JSON or form); its schema is added by hand.
+        for model in (ErrorResponse, SendMessageBody):
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in definition.pop("$defs", {}).items():
+                components.setdefault(name, nested)
+            components.setdefault(model.__name__, definition)
         app.openapi_schema = schema
         return schema
 
