@@ -245,20 +245,9 @@ async def channel_for_send(
     return channel_from_row(row) if row else None
 
 
-async def channels_by_phone_number_id(conn: AsyncConnection, ids: set[str]) -> dict[str, Channel]:
-    if not ids:
-        return {}
-    result = await conn.execute(select(channels).where(channels.c.phone_number_id.in_(ids)))
-    return {r["phone_number_id"]: channel_from_row(r) for r in result.mappings()}
-
-
 async def channels_by_verify_token(conn: AsyncConnection, token: str) -> list[Channel]:
     result = await conn.execute(select(channels).where(channels.c.verify_token == token))
     return [channel_from_row(r) for r in result.mappings()]
-
-
-async def all_app_secrets(conn: AsyncConnection) -> list[Channel]:
-    return await list_channels(conn)
 
 
 async def set_channel_graph_url(conn: AsyncConnection, *, channel_id: str, graph_url: str) -> None:

@@ -308,10 +308,3 @@ async def record_outcomes(
             )
     changes = await apply_parked(conn, [o.wamid for o in sent], now=now)
     return recorded, changes
-
-
-async def queue_depth(conn: AsyncConnection) -> int:
-    from sqlalchemy import func
-
-    result = await conn.execute(select(func.count()).select_from(outbox))
-    return int(result.scalar_one())
