@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=6.0, description="seconds per message to one recipient, sustained; 0 = off"
     )
     pair_burst: int = Field(default=45, description="messages to one recipient at once")
+    pace_headroom: float = Field(
+        default=0.96, gt=0, le=1, description="share of a number's rate that sends are paced at"
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -47,10 +47,10 @@ CHANNEL_CACHE_SECONDS = 30.0
 IDLE_CLAIM_INTERVAL = 0.05
 THROUGHPUT_REACHED = 130429
 # Meta counts sends per second as they arrive. A send that starts late (its event loop was busy
-# when its slot came) bunches up with the next ones, so: slots are spaced for 96 % of the rate,
-# and a send that wakes more than MAX_LATENESS after its slot takes a new one. Then any second
-# holds at most 0.96 x rate x (1 + 0.03) < rate starts, with room left for network jitter.
-PACE_HEADROOM = 0.96
+# when its slot came) bunches up with the next ones, so: slots are spaced for a share of the
+# rate (WAGATE_PACE_HEADROOM, 96 % by default), and a send that wakes more than MAX_LATENESS
+# after its slot takes a new one. Then any second holds at most 0.96 x rate x (1 + 0.03) < rate
+# starts, with room left for network jitter.
 MAX_LATENESS = 0.03
 
 
@@ -261,7 +261,9 @@ class Dispatcher:
     async def _channel_slot(self, channel: Channel) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            wait = await self.pacer.reserve_channel(channel.id, channel.mps * PACE_HEADROOM)
+            wait = await self.pacer.reserve_channel(
+                channel.id, channel.mps * self.settings.pace_headroom
+            )
             slot = loop.time() + wait
             if wait > 0:
                 await asyncio.sleep(wait)
