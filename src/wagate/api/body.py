@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 
 from wagate.domain.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 
@@ -22,16 +21,21 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
                 raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is 64 KiB.")
         except ValueError:
             raise InvalidBody("The Content-Length header is not a number.") from None
+    # Straight from the ASGI channel: Starlette's Request.stream() costs more per request
+    # than the rest of reading and parsing a send together.
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge("The request body is larger than 64 KiB.")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise InvalidBody("The client went away before sending the whole body.") from None
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidBody("The client went away before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("The request body is larger than 64 KiB.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
     return b"".join(chunks)
 
 
