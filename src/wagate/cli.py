@@ -163,7 +163,17 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             on_startup=announce,
         )
         gateway.app = server_app
-        uvicorn.run(server_app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            server_app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            # Longer than the idle timeout of the load balancers and clients that keep
+            # connections open (60 s is common): the side that closes an idle connection must be
+            # the client, or a request sent as the server closes it is lost in flight.
+            timeout_keep_alive=75,
+        )
     else:
         _run_loop(_worker_forever(settings, url))
 

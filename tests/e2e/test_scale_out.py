@@ -28,7 +28,9 @@ CUSTOMERS = [f"+1415555{3000 + i:04d}" for i in range(100)]
 
 async def _send_all(urls: list[str], token: str) -> list[str]:
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=64)
+    # Fresh connections: a POST cannot be retried safely here (no idempotency key), so no
+    # request may meet a keep-alive connection the server is closing.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         semaphore = asyncio.Semaphore(64)
 
