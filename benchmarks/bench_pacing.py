@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import time
 from pathlib import Path
 
 from common import (
     HOST,
-    cli_json,
+    bench_channel,
     free_port,
     machine,
     open_windows,
@@ -70,17 +69,9 @@ def main() -> None:
         env = wagate_env(data_dir, WAGATE_SANDBOX="off")
         port, sandbox_port = free_port(), free_port()
         base, sandbox_url = f"http://{HOST}:{port}", f"http://{HOST}:{sandbox_port}"
-        access_token, app_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
-        cli_json(env, "accounts", "create", "--name", "bench", "--api-rate", "0")
-        cli_json(
-            env,
-            *("channels", "add", "--account", "bench"),
-            *("--phone-number-id", PHONE_NUMBER_ID, "--waba-id", WABA_ID),
-            *("--access-token", access_token, "--app-secret", app_secret),
-            *("--verify-token", "bench-verify", "--graph-url", sandbox_url + "/graph"),
-            *("--mps", str(args.mps)),
+        token, access_token, app_secret = bench_channel(
+            env, PHONE_NUMBER_ID, WABA_ID, sandbox_url, args.mps
         )
-        token = cli_json(env, "tokens", "create", "--account", "bench")["token"]
         sandbox = standalone_sandbox(
             sandbox_port,
             {

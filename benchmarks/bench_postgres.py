@@ -21,7 +21,7 @@ from pathlib import Path
 from common import (
     HOST,
     Proc,
-    cli_json,
+    bench_channel,
     cpu_seconds,
     free_port,
     machine,
@@ -99,17 +99,9 @@ def run(args: argparse.Namespace, n: int, database: str) -> list[tuple[str, ...]
         env = wagate_env(data_dir, database, WAGATE_SANDBOX="off", **extra)
         port, sandbox_port = free_port(), free_port()
         base, sandbox_url = f"http://{HOST}:{port}", f"http://{HOST}:{sandbox_port}"
-        access_token, app_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
-        cli_json(env, "accounts", "create", "--name", "bench", "--api-rate", "0")
-        cli_json(
-            env,
-            *("channels", "add", "--account", "bench"),
-            *("--phone-number-id", PHONE_NUMBER_ID, "--waba-id", WABA_ID),
-            *("--access-token", access_token, "--app-secret", app_secret),
-            *("--verify-token", "bench-verify", "--graph-url", sandbox_url + "/graph"),
-            *("--mps", str(args.mps)),
+        token, access_token, app_secret = bench_channel(
+            env, PHONE_NUMBER_ID, WABA_ID, sandbox_url, args.mps
         )
-        token = cli_json(env, "tokens", "create", "--account", "bench")["token"]
         sandbox = standalone_sandbox(
             sandbox_port,
             {

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -167,6 +168,25 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 def cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(cli(env, *args, "--json"))
+
+
+def bench_channel(
+    env: dict[str, str], phone_number_id: str, waba_id: str, sandbox_url: str, mps: int
+) -> tuple[str, str, str]:
+    """A `bench` account (no API rate limit) with a channel on the stand-alone sandbox at
+    `sandbox_url`; returns its API token and the channel's access token and app secret."""
+    access_token, app_secret = secrets.token_urlsafe(24), secrets.token_hex(16)
+    cli_json(env, "accounts", "create", "--name", "bench", "--api-rate", "0")
+    cli_json(
+        env,
+        *("channels", "add", "--account", "bench"),
+        *("--phone-number-id", phone_number_id, "--waba-id", waba_id),
+        *("--access-token", access_token, "--app-secret", app_secret),
+        *("--verify-token", "bench-verify", "--graph-url", sandbox_url + "/graph"),
+        *("--mps", str(mps)),
+    )
+    token: str = cli_json(env, "tokens", "create", "--account", "bench")["token"]
+    return token, access_token, app_secret
 
 
 def rss_mb(pid: int) -> float:
