@@ -68,11 +68,7 @@ async def authenticate(services: Services, token: str | None) -> str:
             await account_store.touch_token(conn, token_id=caller.stale_token_id, now=now)
     wait = services.rate_limiter.check(caller.account_id, caller.api_rate)
     if wait is not None:
-        raise RateLimited(
-            wait,
-            f"This account may make {caller.api_rate} requests a second (bursts to "
-            f"{2 * caller.api_rate}); retry after {wait:.2f} s.",
-        )
+        raise RateLimited(wait, api_rate=caller.api_rate)
     return caller.account_id
 
 

@@ -164,8 +164,15 @@ class RateLimited(WagateError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(self, retry_after: float, message: str | None = None) -> None:
+    def __init__(
+        self, retry_after: float, message: str | None = None, *, api_rate: int | None = None
+    ) -> None:
         self.retry_after = retry_after
+        if message is None and api_rate is not None:
+            message = (
+                f"This account may make {api_rate} requests a second (bursts to "
+                f"{2 * api_rate}); retry after {retry_after:.2f} s."
+            )
         super().__init__(message)
 
     @property

@@ -143,13 +143,7 @@ async def accept_batch(
             continue
         wait = rate_check(token.account_id, token.api_rate) if rate_check else None
         if wait is not None:
-            outcomes.append(
-                RateLimited(
-                    wait,
-                    f"This account may make {token.api_rate} requests a second (bursts to "
-                    f"{2 * token.api_rate}); retry after {wait:.2f} s.",
-                )
-            )
+            outcomes.append(RateLimited(wait, api_rate=token.api_rate))
             continue
         channel = _pick_channel(by_account[token.account_id], item.request.channel)
         if channel is None:
