@@ -17,6 +17,7 @@ from wagate.domain.failures import error_slug
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
 from wagate.domain.status import advances, lifecycle_rank
 from wagate.store.accounts import Channel
+from wagate.store.messages import last_inbound_at
 from wagate.store.sql import insert_ignore
 from wagate.store.tables import (
     conversations,
@@ -67,12 +68,7 @@ async def record_inbound(
         return False
     # The window counts from when the customer sent the message, and only a newer message can
     # move it: a late webhook for an old message must not reopen a closed window.
-    current = await conn.execute(
-        select(conversations.c.last_inbound_at).where(
-            conversations.c.channel_id == channel.id, conversations.c.phone == message.phone
-        )
-    )
-    last = current.scalar_one_or_none()
+    last = await last_inbound_at(conn, channel_id=channel.id, phone=message.phone)
     if last is None:
         await insert_ignore(
             conn,
