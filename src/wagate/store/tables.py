@@ -62,6 +62,10 @@ accounts = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("api_rate", Integer, nullable=False, server_default="1000"),
     Column("created_at", UTCDateTime, nullable=False),
+    # Where wagate POSTs message.status / message.inbound events, and the HMAC key that signs
+    # them (kept in clear: it signs, so it cannot be a hash).
+    Column("callback_url", Text),
+    Column("callback_secret", String(128)),
 )
 
 api_tokens = Table(
@@ -201,4 +205,92 @@ webhook_events = Table(
     Column("body", Text, nullable=False),
     Column("inbound_count", Integer, nullable=False),
     Column("status_count", Integer, nullable=False),
+)
+
+# Message templates as synced from each channel's WhatsApp Business Account.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("channel_id", String(40), ForeignKey("channels.id"), nullable=False),
+    Column("meta_id", String(64)),
+    Column("name", String(512), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("parameter_format", String(16), nullable=False, server_default="POSITIONAL"),
+    Column("components", JSON, nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel_id", "name", "language", name="uq_templates_channel_name_language"),
+    Index("ix_templates_account_name", "account_id", "name"),
+)
+
+# The first answer to each Idempotency-Key, per account, kept 24 hours. Written in the same
+# transaction as the message it created, so a key never exists without its message.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# The callbacks outbox and its log: one row per event for the business, written in the
+# transaction that caused it. `seq` orders the events of a lane (one message, or one customer's
+# inbound messages); a lane's next event waits until the one before is delivered or dead.
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("lane", String(160), nullable=False),
+    Column("message_id", String(40)),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(64)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Index("ix_callback_deliveries_due", "status", "available_at"),
+    Index("ix_callback_deliveries_lane", "lane", "seq"),
+    Index("ix_callback_deliveries_account", "account_id", "status", "seq"),
+)
+
+# Dashboard users: each belongs to one account and sees only its data.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("is_admin", Boolean, nullable=False, server_default="0"),
+    Column("failed_sign_ins", Integer, nullable=False, server_default="0"),
+    Column("blocked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_sign_in_at", UTCDateTime),
+)
+
+# Dashboard sessions: the cookie holds a random token; only its SHA-256 is stored here, with the
+# session's CSRF token. Signing out deletes the row.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )
