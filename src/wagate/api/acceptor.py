@@ -17,12 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate import metrics
 from wagate.clock import Clock
 from wagate.domain.errors import ServiceUnavailable, WagateError
-from wagate.store.accepts import AcceptRequest, RateCheck, accept_batch
+from wagate.store import idempotency
+from wagate.store.accepts import AcceptRequest, Deferred, RateCheck, accept_batch
 from wagate.store.db import write_tx
+from wagate.store.idempotency import Replayed
 
 log = logging.getLogger("wagate.api")
 
-Outcome = dict[str, Any] | WagateError
+Outcome = dict[str, Any] | Replayed | WagateError
+
+# Expired idempotency keys are deleted in passing, at most this often (seconds).
+PURGE_INTERVAL = 600.0
 
 
 class Acceptor:
@@ -41,6 +46,7 @@ class Acceptor:
         self._pending: list[tuple[AcceptRequest, asyncio.Future[Outcome]]] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._next_purge = 0.0
 
     async def accept(self, item: AcceptRequest) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -71,21 +77,28 @@ class Acceptor:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
+        loop_time = asyncio.get_running_loop().time()
         try:
             async with write_tx(self.engine) as conn:
+                now = self.clock.now()
                 outcomes = await accept_batch(
-                    conn,
-                    [item for item, _ in batch],
-                    now=self.clock.now(),
-                    rate_check=self.rate_check,
+                    conn, [item for item, _ in batch], now=now, rate_check=self.rate_check
                 )
+                if loop_time >= self._next_purge:
+                    await idempotency.purge_expired(conn, now=now)
+                    self._next_purge = loop_time + PURGE_INTERVAL
         except Exception as exc:  # the whole batch was rolled back: nothing was accepted
             log.error("could not store %d messages: %s", len(batch), type(exc).__name__)
             for _, future in batch:
                 if not future.done():
                     future.set_result(ServiceUnavailable())
             return
-        metrics.record_accepted(sum(1 for o in outcomes if not isinstance(o, WagateError)))
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
+        metrics.record_accepted(sum(1 for o in outcomes if isinstance(o, dict)))
+        for (item, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Deferred):
+                # Its idempotency key was being stored by another request: the next batch
+                # reads that request's answer.
+                self._pending.append((item, future))
+                self._ready.set()
+            elif not future.done():
                 future.set_result(outcome)

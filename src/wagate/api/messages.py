@@ -22,17 +22,33 @@ from wagate.api.schemas import (
     SendMessageAccepted,
     error_responses,
 )
-from wagate.domain.errors import MissingToken, NotFound, ValidationFailed, WagateError
+from wagate.domain.errors import (
+    FieldError,
+    MissingToken,
+    NotFound,
+    ValidationFailed,
+    WagateError,
+)
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import Status
 from wagate.domain.phone import normalize_phone
 from wagate.store import messages as message_store
-from wagate.store.accepts import AcceptRequest
-from wagate.store.messages import iso
+from wagate.store.accepts import AcceptRequest, accepted_body
+from wagate.store.idempotency import Replayed
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 
 _FORM_SCHEMA = {"$ref": "#/components/schemas/SendMessageBody"}
+
+IDEMPOTENCY_KEY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: a repeat with the same key and body within 24 hours "
+    "gets the first answer (marked `Idempotent-Replayed: true`) and sends nothing; another "
+    "body with the same key gets 409 idempotency_conflict. Same as the idempotency_key field.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
 
 
 @router.post(
@@ -42,6 +58,7 @@ _FORM_SCHEMA = {"$ref": "#/components/schemas/SendMessageBody"}
     responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
     summary="Send a text or interactive message",
     openapi_extra={
+        "parameters": [IDEMPOTENCY_KEY_HEADER],
         "requestBody": {
             "required": True,
             "content": {
@@ -67,25 +84,51 @@ async def accept_send(request: Request, services: Services) -> JSONResponse:
     if token is None:
         raise MissingToken()
     try:
+        take_idempotency_header(request, fields)
         send = parse_send_request(fields, form=form)
     except ValidationFailed:
         # A bad token outranks bad fields; checking it only here keeps the good path to one
         # transaction.
         await authenticate(services, token)
         raise
-    outcome = await services.acceptor.accept(AcceptRequest(token, send))
+    return await answer_accept(services, AcceptRequest(token, send))
+
+
+async def answer_accept(services: Services, item: AcceptRequest) -> JSONResponse:
+    """Queue a validated send and answer it: 202 with the message, the first answer again for
+    a repeated idempotency key (marked `Idempotent-Replayed: true`), or the refusal."""
+    outcome = await services.acceptor.accept(item)
     if isinstance(outcome, WagateError):
         raise outcome
+    if isinstance(outcome, Replayed):
+        return JSONResponse(
+            outcome.body,
+            status_code=outcome.status_code,
+            headers={"Idempotent-Replayed": "true"},
+        )
     services.notify_queued()
-    body = {
-        "success": True,
-        "id": outcome["id"],
-        "status": outcome["status"],
-        "type": outcome["type"],
-        "phone": outcome["phone"],
-        "window_expires_at": iso(outcome["window_expires_at"]),
-    }
-    return JSONResponse(body, status_code=202)
+    return JSONResponse(accepted_body(outcome), status_code=202)
+
+
+def take_idempotency_header(request: Request, fields: dict[str, Any]) -> None:
+    """`Idempotency-Key` header and `idempotency_key` field are one setting: the header fills
+    the field, and the two may not disagree."""
+    header = request.headers.get("idempotency-key")
+    if header is None:
+        return
+    given = fields.get("idempotency_key")
+    if given not in (None, "") and given != header:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "idempotency_key",
+                    "invalid_field",
+                    "The Idempotency-Key header and the idempotency_key field differ; send "
+                    "the key once, in either place.",
+                )
+            ]
+        )
+    fields["idempotency_key"] = header
 
 
 @router.get(

@@ -27,7 +27,9 @@ from wagate.domain.errors import (
 from wagate.domain.models import MessageType, SendRequest, Status
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
+from wagate.store import idempotency
 from wagate.store.accounts import LAST_USED_RESOLUTION, Channel, channel_from_row, hash_token
+from wagate.store.idempotency import Replayed
 from wagate.store.messages import iso
 from wagate.store.tables import (
     accounts,
@@ -80,6 +82,28 @@ class AcceptRequest:
     request: SendRequest
 
 
+class Deferred:
+    """Not decided in this batch: another request with the same idempotency key is being
+    stored right now. Tried again in the next batch, where the first one's answer is known."""
+
+
+DEFERRED = Deferred()
+
+Outcome = dict[str, Any] | Replayed | Deferred | WagateError
+
+
+def accepted_body(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The 202 answer for an accepted message (also what an idempotent repeat gets back)."""
+    return {
+        "success": True,
+        "id": outcome["id"],
+        "status": outcome["status"],
+        "type": outcome["type"],
+        "phone": outcome["phone"],
+        "window_expires_at": iso(outcome["window_expires_at"]),
+    }
+
+
 def window_closed_error(phone: str, last_inbound: datetime | None) -> OutsideServiceWindow:
     if last_inbound is None:
         detail = f"{phone} has never messaged this number"
@@ -121,9 +145,10 @@ async def accept_batch(
     *,
     now: datetime,
     rate_check: RateCheck | None = None,
-) -> list[dict[str, Any] | WagateError]:
+) -> list[Outcome]:
     """Store and queue every acceptable message; for each item, its message row (with
-    `window_expires_at`) or the error that refused it. Nothing is written for refused items."""
+    `window_expires_at`), the first answer to its idempotency key, or the error that refused
+    it. Nothing is written for refused items."""
     hashes = [hash_token(item.token) for item in items]
     token_rows = await conn.execute(_TOKENS, {"hashes": list(set(hashes))})
     by_hash = {r.token_hash: r for r in token_rows}
@@ -134,8 +159,9 @@ async def accept_batch(
         for row in channel_rows.mappings():
             by_account[row["account_id"]].append(channel_from_row(row))
 
-    outcomes: list[dict[str, Any] | WagateError] = []
+    outcomes: list[Outcome] = []
     chosen: list[tuple[int, str, Channel]] = []  # (index, account, channel) still in the running
+    keyed: dict[int, tuple[str, str]] = {}  # index → (account, idempotency key)
     for index, item in enumerate(items):
         token = by_hash.get(hashes[index])
         if token is None:
@@ -145,12 +171,33 @@ async def accept_batch(
         if wait is not None:
             outcomes.append(RateLimited(wait, api_rate=token.api_rate))
             continue
+        key = item.request.idempotency_key
+        if key is not None:
+            if (token.account_id, key) in keyed.values():
+                outcomes.append(DEFERRED)  # a repeat inside this batch: answered by the next
+                continue
+            keyed[index] = (token.account_id, key)
         channel = _pick_channel(by_account[token.account_id], item.request.channel)
         if channel is None:
             outcomes.append(_unknown_channel(item.request.channel))
             continue
         outcomes.append({})
         chosen.append((index, token.account_id, channel))
+
+    fingerprints = {i: idempotency.request_fingerprint(items[i].request) for i in keyed}
+    if keyed:
+        # A key seen before answers with its first answer, whatever the window or the channels
+        # are now; checked before anything else so a repeat never creates a second message.
+        known = await idempotency.find(conn, list(keyed.values()), now=now)
+        for index, pair in keyed.items():
+            if pair in known:
+                stored_hash, replay = known[pair]
+                outcomes[index] = (
+                    replay
+                    if stored_hash == fingerprints[index]
+                    else idempotency.conflict_error(pair[1])
+                )
+        chosen = [c for c in chosen if keyed.get(c[0]) not in known]
 
     lanes = {(c.id, items[i].request.phone) for i, _, c in chosen}
     windows: dict[tuple[str, str], datetime] = {}
@@ -187,6 +234,29 @@ async def accept_batch(
         }
         message_rows.append(message)
         outcomes[index] = message | {"window_expires_at": window_expires_at(last_inbound)}
+
+    claims = [
+        {
+            "account_id": keyed[index][0],
+            "key": keyed[index][1],
+            "request_hash": fingerprints[index],
+            "message_id": outcome["id"],
+            "status_code": 202,
+            "response": accepted_body(outcome),
+        }
+        for index, _, _ in chosen
+        if index in keyed and isinstance(outcome := outcomes[index], dict)
+    ]
+    if claims:
+        ours = await idempotency.claim(conn, claims, now=now)
+        lost = {c["message_id"] for c in claims if (c["account_id"], c["key"]) not in ours}
+        if lost:
+            # Another process stored the same key while we prepared: its answer is the answer.
+            message_rows = [r for r in message_rows if r["id"] not in lost]
+            for index in keyed:
+                outcome = outcomes[index]
+                if isinstance(outcome, dict) and outcome.get("id") in lost:
+                    outcomes[index] = DEFERRED
 
     if message_rows:
         await conn.execute(_INSERT_MESSAGES, message_rows)
