@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
+from wagate.api import channels as channels_api
 from wagate.api import conversations, health, messages, webhooks
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
@@ -79,6 +80,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(messages.router)
     app.include_router(conversations.router)
+    app.include_router(channels_api.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))

@@ -1,0 +1,471 @@
+"""A Python client for the wagate HTTP API: `from wagate import Client`.
+
+Errors the API answers with are raised as typed exceptions that carry the API's error `code`:
+
+    ApiError                      any error answer (code, message, field, errors, status_code)
+    ├── BadRequest                400 invalid_body, 413 payload_too_large, 415 unsupported_…
+    ├── AuthenticationError       401 missing_token, invalid_token
+    ├── NotFoundError             404 not_found
+    ├── ConflictError             409
+    │   ├── OutsideServiceWindow  409 outside_service_window
+    │   └── IdempotencyConflict   409 idempotency_conflict
+    ├── ValidationError           422 field rules (invalid_phone_format, template_not_found, …)
+    ├── RateLimitedError          429 rate_limited (retry_after in seconds)
+    └── ServiceUnavailable        503 and other 5xx, and a server that cannot be reached
+
+Sends carry an idempotency key (yours, or one made per call), so the client's own retries on
+connection errors, 429 and 503 can never send a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+_RETRIED_STATUSES = (429, 503)
+_MAX_BACKOFF = 30.0
+
+
+class ApiError(Exception):
+    """An error answer from the wagate API."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status_code = status_code
+        self.field = field
+        self.errors = errors or []
+
+
+class BadRequest(ApiError):
+    """The body could not be read (400), was too large (413) or of another type (415)."""
+
+
+class AuthenticationError(ApiError):
+    """No token, or an unknown or revoked one."""
+
+
+class NotFoundError(ApiError):
+    """Not there, or not this account's."""
+
+
+class ConflictError(ApiError):
+    """The request conflicts with the recipient's window or an earlier request."""
+
+
+class OutsideServiceWindow(ConflictError):
+    """The customer's 24-hour window is closed: send a template instead."""
+
+
+class IdempotencyConflict(ConflictError):
+    """The idempotency key was used with another body."""
+
+
+class ValidationError(ApiError):
+    """A field broke a rule; `errors` lists every problem."""
+
+
+class RateLimitedError(ApiError):
+    """Calls came faster than the account's API rate."""
+
+    retry_after: float = 1.0
+
+
+class ServiceUnavailable(ApiError):
+    """The server could not take the request (nothing was accepted), or could not be reached."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: BadRequest,
+    415: BadRequest,
+    422: ValidationError,
+    429: RateLimitedError,
+}
+_BY_CODE: dict[str, type[ApiError]] = {
+    "outside_service_window": OutsideServiceWindow,
+    "idempotency_conflict": IdempotencyConflict,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The answer to a send: the message is stored and queued."""
+
+    id: str
+    status: str
+    type: str
+    phone: str
+    window_expires_at: datetime | None
+    replayed: bool  # True when this is the first answer to an earlier request with this key
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> Accepted:
+        data = response.json()
+        expires = data.get("window_expires_at")
+        return cls(
+            id=data["id"],
+            status=data["status"],
+            type=data["type"],
+            phone=data["phone"],
+            window_expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00"))
+            if expires
+            else None,
+            replayed=response.headers.get("idempotent-replayed") == "true",
+        )
+
+
+def error_from(response: httpx.Response) -> ApiError:
+    """The typed exception for an error answer."""
+    try:
+        body = response.json()
+        error = body["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        error = {}
+        code = "service_unavailable" if response.status_code >= 500 else "http_error"
+        message = f"HTTP {response.status_code} from the server: {response.text[:200]}"
+    kind = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code)
+    if kind is None:
+        kind = ServiceUnavailable if response.status_code >= 500 else ApiError
+    exc = kind(
+        code,
+        message,
+        status_code=response.status_code,
+        field=error.get("field"),
+        errors=error.get("errors"),
+    )
+    if isinstance(exc, RateLimitedError):
+        exc.retry_after = _retry_after(response)
+    return exc
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0
+
+
+def _unreachable(url: str, exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "connection_error",
+        f"cannot reach wagate at {url} ({type(exc).__name__}); is the server running?",
+        status_code=0,
+    )
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _send_body(
+    phone: str,
+    message: str,
+    header: str | None,
+    footer: str | None,
+    buttons: list[dict[str, str]] | None,
+    preview_url: bool | None,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    return _clean(
+        {
+            "phone": phone,
+            "message": message,
+            "header": header,
+            "footer": footer,
+            "buttons": buttons,
+            "preview_url": preview_url,
+        }
+        | extras
+    )
+
+
+def _template_body(
+    phone: str,
+    template: str,
+    language: str | None,
+    params: dict[str, Any] | None,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    return _clean(
+        {"phone": phone, "template": template, "language": language, "params": params} | extras
+    )
+
+
+class _Base:
+    def __init__(
+        self, base_url: str | None, token: str | None, timeout: float, max_retries: int
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("WAGATE_URL") or DEFAULT_URL).rstrip("/")
+        token = token or os.environ.get("WAGATE_TOKEN")
+        if not token:
+            raise ValueError("a token is needed: Client(token=...) or WAGATE_TOKEN")
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "wagate-python"}
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    @staticmethod
+    def _extras(
+        reply_to: str | None,
+        metadata: dict[str, Any] | None,
+        channel: str | None,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "reply_to": reply_to,
+            "metadata": metadata,
+            "channel": channel,
+            # Always a key, so that retrying a send (ours or the caller's) cannot duplicate it.
+            "idempotency_key": idempotency_key or f"auto-{uuid.uuid4()}",
+        }
+
+    def _after_failure(self, attempt: int, exc: httpx.TransportError) -> float:
+        """Seconds to wait before trying again after a connection error, or the error."""
+        if attempt >= self.max_retries:
+            raise _unreachable(self.base_url, exc) from exc
+        return float(min(0.25 * 2**attempt, _MAX_BACKOFF))
+
+    def _after_error(self, attempt: int, response: httpx.Response) -> float:
+        """Seconds to wait before trying again after an error answer, or the typed error."""
+        if response.status_code not in _RETRIED_STATUSES or attempt >= self.max_retries:
+            raise error_from(response)
+        if response.status_code == 429:
+            return min(_retry_after(response), _MAX_BACKOFF)
+        return float(min(0.25 * 2**attempt, _MAX_BACKOFF))
+
+
+class Client(_Base):
+    """Synchronous client. Use as a context manager, or call `close()`.
+
+    >>> with Client("http://127.0.0.1:8000", token="wg_…") as wa:
+    ...     sent = wa.send("+14155552671", "Your order *4521* shipped")
+    ...     wa.get_message(sent.id)["status"]
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        http: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(base_url, token, timeout, max_retries)
+        self._http = http or httpx.Client(timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(
+        self,
+        phone: str,
+        message: str,
+        *,
+        header: str | None = None,
+        footer: str | None = None,
+        buttons: list[dict[str, str]] | None = None,
+        preview_url: bool | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """Send a text message, or an interactive one when a header, footer or buttons are given."""
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _send_body(phone, message, header, footer, buttons, preview_url, extras)
+        return Accepted.from_response(self._request("POST", "/v1/messages", body))
+
+    def send_template(
+        self,
+        phone: str,
+        template: str,
+        *,
+        language: str | None = None,
+        params: dict[str, Any] | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """Send an approved template; `params` as in the API (`header`, `body`, `buttons`)."""
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _template_body(phone, template, language, params, extras)
+        return Accepted.from_response(self._request("POST", "/v1/messages/template", body))
+
+    def get_message(self, message_id: str) -> dict[str, Any]:
+        """The message, its status, Meta's error if it failed, and its status history."""
+        return self._json("GET", f"/v1/messages/{quote(message_id, safe='')}")
+
+    def list_messages(
+        self,
+        *,
+        phone: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """One page, newest first: `{"data": [...], "next_cursor": ...}`."""
+        query = _clean({"phone": phone, "status": status, "limit": limit, "cursor": cursor})
+        return self._json("GET", "/v1/messages", params=query)
+
+    def conversation(self, phone: str) -> dict[str, Any]:
+        """The customer's window (`window_open`, `window_expires_at`) and latest messages."""
+        return self._json("GET", f"/v1/conversations/{quote(phone, safe='')}")
+
+    def templates(self) -> list[dict[str, Any]]:
+        """The account's templates as last synced from Meta."""
+        data = self._json("GET", "/v1/templates")
+        templates: list[dict[str, Any]] = data["data"]
+        return templates
+
+    def channels(self) -> list[dict[str, Any]]:
+        """The account's WhatsApp numbers and their pace."""
+        data = self._json("GET", "/v1/channels")
+        channels: list[dict[str, Any]] = data["data"]
+        return channels
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = self._request(method, path, None, **kwargs).json()
+        return data
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None, **kwargs: Any
+    ) -> httpx.Response:
+        url = self.base_url + path
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._http.request(
+                    method, url, json=body, headers=self._headers, **kwargs
+                )
+            except httpx.TransportError as exc:
+                wait = self._after_failure(attempt, exc)
+            else:
+                if response.status_code < 400:
+                    return response
+                wait = self._after_error(attempt, response)
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+class AsyncClient(_Base):
+    """The same API for asyncio code: `async with AsyncClient(...) as wa: await wa.send(...)`."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(base_url, token, timeout, max_retries)
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(
+        self,
+        phone: str,
+        message: str,
+        *,
+        header: str | None = None,
+        footer: str | None = None,
+        buttons: list[dict[str, str]] | None = None,
+        preview_url: bool | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _send_body(phone, message, header, footer, buttons, preview_url, extras)
+        return Accepted.from_response(await self._request("POST", "/v1/messages", body))
+
+    async def send_template(
+        self,
+        phone: str,
+        template: str,
+        *,
+        language: str | None = None,
+        params: dict[str, Any] | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _template_body(phone, template, language, params, extras)
+        return Accepted.from_response(await self._request("POST", "/v1/messages/template", body))
+
+    async def get_message(self, message_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/v1/messages/{quote(message_id, safe='')}")
+
+    async def conversation(self, phone: str) -> dict[str, Any]:
+        return await self._json("GET", f"/v1/conversations/{quote(phone, safe='')}")
+
+    async def templates(self) -> list[dict[str, Any]]:
+        templates: list[dict[str, Any]] = (await self._json("GET", "/v1/templates"))["data"]
+        return templates
+
+    async def channels(self) -> list[dict[str, Any]]:
+        channels: list[dict[str, Any]] = (await self._json("GET", "/v1/channels"))["data"]
+        return channels
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = (await self._request(method, path, None, **kwargs)).json()
+        return data
+
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None, **kwargs: Any
+    ) -> httpx.Response:
+        url = self.base_url + path
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await self._http.request(
+                    method, url, json=body, headers=self._headers, **kwargs
+                )
+            except httpx.TransportError as exc:
+                wait = self._after_failure(attempt, exc)
+            else:
+                if response.status_code < 400:
+                    return response
+                wait = self._after_error(attempt, response)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
