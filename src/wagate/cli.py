@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate import cli_send
 from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
 from wagate.config import Settings
@@ -37,6 +38,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(channels_app, name="channels")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
+cli_send.register(app)
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,402 @@
+"""The CLI's sending commands (`send`, `send-template`, `send-bulk`), all through the Python
+client against a running server: what the CLI sends is exactly what the API accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from wagate.bulk import (
+    BulkFileError,
+    Plan,
+    Row,
+    describe_seconds,
+    idempotency_key,
+    pace_seconds,
+    read_plan,
+)
+from wagate.client import Accepted, ApiError, AsyncClient, Client
+from wagate.config import Settings
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", help="The wagate server (default: this machine's)", envvar="WAGATE_URL"),
+]
+TokenOpt = Annotated[
+    str | None, typer.Option(help="An API token of the account", envvar="WAGATE_TOKEN")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _connection(url: str | None, token: str | None) -> tuple[str, str]:
+    if not token:
+        _fail("an API token is needed: --token or WAGATE_TOKEN (see `wagate tokens create`)")
+    return (url or Settings().local_url).rstrip("/"), str(token)
+
+
+def _print_sent(sent: Accepted, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "id": sent.id,
+            "status": sent.status,
+            "type": sent.type,
+            "phone": sent.phone,
+            "window_expires_at": sent.window_expires_at.isoformat().replace("+00:00", "Z")
+            if sent.window_expires_at
+            else None,
+            "replayed": sent.replayed,
+        }
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        again = " (the first answer to this idempotency key)" if sent.replayed else ""
+        console.print(f"{sent.id} {sent.status}: {sent.type} to {sent.phone}{again}")
+
+
+def _api_failure(error: ApiError, as_json: bool) -> None:
+    if as_json:
+        body = {"success": False, "error": {"code": error.code, "message": error.message}}
+        if error.field:
+            body["error"]["field"] = error.field
+        if error.errors:
+            body["error"]["errors"] = error.errors
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        raise typer.Exit(1)
+    details = [f"  {e.get('field')}: {e.get('message')}" for e in error.errors[1:]]
+    _fail("\n".join([f"{error.code}: {error.message}", *details]))
+
+
+def _parse_button(spec: str) -> dict[str, str]:
+    ident, sep, title = spec.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"{spec!r}: write a button as ID=TITLE, e.g. yes=Yes please")
+    return {"id": ident, "title": title}
+
+
+def send(
+    phone: Annotated[str, typer.Option(help="The customer, e.g. +14155552671")],
+    message: Annotated[str, typer.Option(help="The text (WhatsApp formatting passes through)")],
+    header: Annotated[str | None, typer.Option(help="Header (makes it interactive)")] = None,
+    footer: Annotated[str | None, typer.Option(help="Footer (makes it interactive)")] = None,
+    button: Annotated[
+        list[str] | None, typer.Option(help="A quick-reply button ID=TITLE (up to 3)")
+    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
+    channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a text or interactive message (inside the customer's 24-hour window)."""
+    base, secret = _connection(url, token)
+    buttons = [_parse_button(b) for b in button] if button else None
+    with Client(base, secret) as wa:
+        try:
+            sent = wa.send(
+                phone,
+                message,
+                header=header,
+                footer=footer,
+                buttons=buttons,
+                channel=channel,
+                idempotency_key=idempotency_key,
+            )
+        except ApiError as error:
+            _api_failure(error, as_json)
+            return
+    _print_sent(sent, as_json)
+
+
+def send_template(
+    phone: Annotated[str, typer.Option(help="The customer, e.g. +14155552671")],
+    template: Annotated[str, typer.Option(help="The approved template's name")],
+    language: Annotated[str | None, typer.Option(help="e.g. en_US")] = None,
+    params: Annotated[
+        str | None,
+        typer.Option(help='JSON, e.g. \'{"body": {"first_name": "Asha"}, "header": ["#4521"]}\''),
+    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
+    channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send an approved template (allowed outside the window)."""
+    base, secret = _connection(url, token)
+    parsed: dict[str, Any] | None = None
+    if params:
+        try:
+            parsed = json.loads(params)
+        except ValueError as exc:
+            _fail(f"--params is not JSON: {exc}")
+        if not isinstance(parsed, dict):
+            _fail("--params must be a JSON object with header, body and buttons")
+    with Client(base, secret) as wa:
+        try:
+            sent = wa.send_template(
+                phone,
+                template,
+                language=language,
+                params=parsed,
+                channel=channel,
+                idempotency_key=idempotency_key,
+            )
+        except ApiError as error:
+            _api_failure(error, as_json)
+            return
+    _print_sent(sent, as_json)
+
+
+class RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="cyan")
+
+
+def send_bulk(
+    file: Annotated[Path, typer.Argument(help="CSV with a phone column", exists=True)],
+    template: Annotated[str | None, typer.Option(help="Send this template to every row")] = None,
+    language: Annotated[str | None, typer.Option(help="The template's language")] = None,
+    channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every row, send nothing")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight")] = 8,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send to every row of a CSV file: free-form (a `message` column) or a template (one column
+    per parameter). Safe to stop and run again: rows already sent are not sent twice."""
+    base, secret = _connection(url, token)
+    try:
+        plan = read_plan(file, template=template, language=language)
+    except (BulkFileError, OSError) as exc:
+        _fail(str(exc))
+        return
+    try:
+        if dry_run:
+            report = asyncio.run(_check(plan, base, secret, channel))
+        else:
+            report = asyncio.run(_send(plan, file, base, secret, channel, concurrency, as_json))
+    except ApiError as error:  # the server refused the run itself (token, channel lookup …)
+        _api_failure(error, as_json)
+        return
+    _summarise(report, as_json, dry_run)
+    if report["refused"]:
+        raise typer.Exit(1)
+
+
+def _refusal(row: Row, code: str, message: str) -> dict[str, Any]:
+    return {"row": row.number, "phone": row.phone, "code": code, "message": message}
+
+
+async def _channel_pace(wa: AsyncClient, wanted: str | None) -> dict[str, Any]:
+    channels = await wa.channels()
+    for c in channels:
+        if wanted in (c["id"], c["phone_number_id"]) or (wanted is None and c["is_default"]):
+            return c
+    raise ApiError(
+        "unknown_channel",
+        f"the account has no channel {wanted!r}" if wanted else "the account has no channel",
+        status_code=422,
+        field="channel",
+    )
+
+
+async def _check(plan: Plan, base: str, token: str, channel: str | None) -> dict[str, Any]:
+    """Everything the server would say about each row, without sending anything."""
+    refused: list[dict[str, Any]] = []
+    async with AsyncClient(base, token, max_retries=6) as wa:
+        pace = await _channel_pace(wa, channel)
+        closed: set[str] = set()
+        if plan.template is None:
+            phones = list(plan.recipients)
+            windows = await asyncio.gather(*(wa.conversation(p) for p in phones))
+            closed = {p for p, w in zip(phones, windows, strict=True) if not w["window_open"]}
+        else:
+            templates = await wa.templates()
+        for row in plan.rows:
+            if row.problems:
+                refused += [_refusal(row, code, message) for code, message in row.problems]
+            elif row.recipient in closed:
+                refused.append(
+                    _refusal(
+                        row,
+                        "outside_service_window",
+                        "the customer's 24-hour window is closed; send a template instead",
+                    )
+                )
+            elif plan.template is not None:
+                refused += [
+                    _refusal(row, code, message)
+                    for code, message in template_problems(templates, row.body)
+                ]
+    sendable = Counter(
+        r.recipient
+        for r in plan.rows
+        if r.recipient and r.number not in {x["row"] for x in refused}
+    )
+    seconds = pace_seconds(
+        sendable.values(),
+        mps=pace["mps"],
+        burst=pace["pair_rate"]["burst"],
+        interval=pace["pair_rate"]["interval_seconds"],
+    )
+    return {
+        "rows": len(plan.rows),
+        "accepted": sum(sendable.values()),
+        "already_sent": 0,
+        "refused": refused,
+        "recipients": len(plan.recipients),
+        "pace_mps": pace["mps"],
+        "estimated_seconds": round(seconds, 1),
+    }
+
+
+def template_problems(
+    templates: list[dict[str, Any]], body: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """What the server would refuse about this template send, judged from the synced copy."""
+    from wagate.domain.templates import check_request  # the same rules as the server's
+
+    return [(e.code, e.message) for e in check_request(templates, body)]
+
+
+async def _send(
+    plan: Plan,
+    file: Path,
+    base: str,
+    token: str,
+    channel: str | None,
+    concurrency: int,
+    quiet: bool,
+) -> dict[str, Any]:
+    refused: list[dict[str, Any]] = []
+    outcomes: Counter[str] = Counter()
+    gate = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
+    progress = Progress(
+        TextColumn("[bold]sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+    )
+    async with AsyncClient(base, token, max_retries=8) as wa:
+
+        async def one(row: Row, task: Any) -> None:
+            try:
+                if row.problems:
+                    refused.extend(_refusal(row, c, m) for c, m in row.problems)
+                    return
+                body = dict(row.body)
+                if channel:
+                    body["channel"] = channel
+                key = idempotency_key(file, row)
+                async with gate:
+                    sent = await _post(wa, body, key)
+                outcomes["already_sent" if sent.replayed else "accepted"] += 1
+            except ApiError as error:
+                if error.code in ("invalid_token", "missing_token", "connection_error"):
+                    raise
+                refused.append(_refusal(row, error.code, error.message))
+            finally:
+                progress.advance(task)
+
+        with progress:
+            task = progress.add_task("send", total=len(plan.rows))
+            await asyncio.gather(*(one(row, task) for row in plan.rows))
+    refused.sort(key=lambda r: int(r["row"]))
+    return {
+        "rows": len(plan.rows),
+        "accepted": outcomes["accepted"],
+        "already_sent": outcomes["already_sent"],
+        "refused": refused,
+        "recipients": len(plan.recipients),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+async def _post(wa: AsyncClient, body: dict[str, Any], key: str) -> Accepted:
+    extras = {k: body[k] for k in ("channel",) if k in body}
+    if "template" in body:
+        return await wa.send_template(
+            body["phone"],
+            body["template"],
+            language=body.get("language"),
+            params=body.get("params"),
+            idempotency_key=key,
+            **extras,
+        )
+    return await wa.send(body["phone"], body["message"], idempotency_key=key, **extras)
+
+
+def _summarise(report: dict[str, Any], as_json: bool, dry_run: bool) -> None:
+    by_code = Counter(r["code"] for r in report["refused"])
+    refused_rows = len({r["row"] for r in report["refused"]})
+    if as_json:
+        data = report | {"dry_run": dry_run, "refused_by_code": dict(by_code)}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    title = "Dry run: nothing was sent" if dry_run else "Bulk send"
+    table = Table(title=title, show_header=False)
+    table.add_row("rows", str(report["rows"]))
+    table.add_row("unique recipients", str(report["recipients"]))
+    table.add_row("would be accepted" if dry_run else "accepted", str(report["accepted"]))
+    if not dry_run:
+        table.add_row("already sent (earlier run)", str(report["already_sent"]))
+    table.add_row("refused", str(refused_rows))
+    for code, count in by_code.most_common():
+        table.add_row(f"  {code}", str(count))
+    if dry_run:
+        table.add_row(
+            "time at the channel's pace",
+            f"{describe_seconds(report['estimated_seconds'])} ({report['pace_mps']} msg/s)",
+        )
+    else:
+        table.add_row("took", f"{report['seconds']} s")
+    console.print(table)
+    for refusal in report["refused"][:20]:
+        console.print(
+            f"  row {refusal['row']} ({refusal['phone']}): {refusal['code']}: {refusal['message']}"
+        )
+    if len(report["refused"]) > 20:
+        console.print(f"  … and {len(report['refused']) - 20} more (use --json for all)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send")(send)
+    app.command("send-template")(send_template)
+    app.command("send-bulk")(send_bulk)
