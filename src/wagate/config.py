@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     pace_headroom: float = Field(
         default=0.96, gt=0, le=1, description="share of a number's rate that sends are paced at"
     )
+    callback_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to wait for a callback receiver's answer"
+    )
+    callback_retry_base: float = Field(
+        default=30.0, gt=0, description="first callback retry within this; each later one doubles"
+    )
+    callback_retry_max: float = Field(
+        default=3600.0, gt=0, description="longest wait between two callback attempts"
+    )
+    callback_give_up_after: float = Field(
+        default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
+    )
+    callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -15,12 +15,17 @@ Series (label values are a fixed set, or Meta's numeric codes, never free text):
     wagate_webhooks_total{result}                    webhook POSTs: accepted / invalid_*
     wagate_messages_accepted_total                   messages stored and queued (the 202s)
     wagate_api_requests_total{status}                API responses by HTTP status
+    wagate_callbacks_total{outcome}                  callback POSTs to businesses: delivered /
+                                                     retried / failed (given up: a dead letter)
+    wagate_callback_queue_depth                      gauge: callback events still to deliver
 
 Where they are recorded:
 
     dispatcher   `record_send` after each Cloud API call (with its latency), `record_retry`
                  when a message is put back for another attempt, `set_queue_depth` if it
                  knows the outbox size (the `/metrics` handler can also count it when scraped)
+    callbacks    `record_callback` after each POST to a business, `set_callback_queue_depth`
+                 from the sender's periodic count of pending events
     API          `record_accepted` after a send's transaction commits, `record_webhook` for
                  every `POST /webhooks/whatsapp`, `record_api_request` (or the
                  `ApiRequestMetrics` middleware in `wagate.api.metrics`) for every answer
@@ -45,6 +50,7 @@ from prometheus_client import (
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SendOutcome = Literal["accepted", "retried", "failed"]
+CallbackOutcome = Literal["delivered", "retried", "failed"]
 WebhookResult = Literal["accepted", "invalid_signature", "invalid_body"]
 RetryReason = Literal[
     "throttled",  # Meta asked us to slow down (130429, 131056, 80007, 4)
@@ -56,6 +62,7 @@ RetryReason = Literal[
 ]
 
 SEND_OUTCOMES: Final = frozenset({"accepted", "retried", "failed"})
+CALLBACK_OUTCOMES: Final = frozenset({"delivered", "retried", "failed"})
 WEBHOOK_RESULTS: Final = frozenset({"accepted", "invalid_signature", "invalid_body"})
 RETRY_REASONS: Final = frozenset(
     {"throttled", "transient", "timeout", "connection_error", "lease_expired", "pair_rate"}
@@ -164,6 +171,18 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.callbacks = Counter(
+            "wagate_callbacks",
+            "Callback POSTs to businesses by outcome (delivered, retried, failed: given up and "
+            "kept as a dead letter).",
+            ["outcome"],
+            registry=r,
+        )
+        self.callback_queue_depth = Gauge(
+            "wagate_callback_queue_depth",
+            "Callback events waiting to be delivered (due, retrying, or behind one in their lane).",
+            registry=r,
+        )
 
     def set_queue_depth(self, n: int) -> None:
         self.queue_depth.set(max(0, n))
@@ -190,6 +209,12 @@ class Metrics:
 
     def record_api_request(self, status: int) -> None:
         self.api_requests.labels(status_label(status)).inc()
+
+    def record_callback(self, outcome: CallbackOutcome) -> None:
+        self.callbacks.labels(_bounded(outcome, CALLBACK_OUTCOMES)).inc()
+
+    def set_callback_queue_depth(self, n: int) -> None:
+        self.callback_queue_depth.set(max(0, n))
 
 
 METRICS: Final = Metrics()
@@ -239,6 +264,14 @@ def record_accepted(n: int = 1) -> None:
 
 def record_api_request(status: int) -> None:
     METRICS.record_api_request(status)
+
+
+def record_callback(outcome: CallbackOutcome) -> None:
+    METRICS.record_callback(outcome)
+
+
+def set_callback_queue_depth(n: int) -> None:
+    METRICS.set_callback_queue_depth(n)
 
 
 def start_metrics_server(port: int, host: str = "127.0.0.1") -> None:

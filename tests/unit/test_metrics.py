@@ -47,6 +47,8 @@ def test_every_series_is_exposed_with_its_type() -> None:
         "wagate_webhooks": "counter",
         "wagate_messages_accepted": "counter",
         "wagate_api_requests": "counter",
+        "wagate_callbacks": "counter",
+        "wagate_callback_queue_depth": "gauge",
     }
 
 

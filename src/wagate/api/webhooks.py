@@ -20,7 +20,9 @@ from wagate.api.body import read_limited
 from wagate.api.deps import ServicesDep
 from wagate.cloud.webhooks import WebhookParseError, parse_webhook, verify_signature
 from wagate.domain.errors import InvalidBody, WagateError
+from wagate.domain.models import InboundMessage
 from wagate.store import accounts as account_store
+from wagate.store import callbacks as callback_store
 from wagate.store import statuses as status_store
 from wagate.store.db import write_tx
 
@@ -87,7 +89,7 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     # Effects only for numbers whose app secret signed this body.
     by_number = {c.phone_number_id: c for c in channels if c.app_secret in secrets}
     now = services.clock.now()
-    opened = 0
+    received: list[tuple[account_store.Channel, InboundMessage]] = []
     async with write_tx(services.engine) as conn:
         await status_store.store_webhook(
             conn,
@@ -101,7 +103,8 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             if channel is not None and await status_store.record_inbound(
                 conn, channel=channel, message=message, now=now
             ):
-                opened += 1
+                received.append((channel, message))
+        await callback_store.enqueue_inbound_events(conn, received, now=now)
         changes = await status_store.apply_reports(
             conn,
             status_store.reports_from(u for u in batch.statuses if u.phone_number_id in by_number),
@@ -113,4 +116,4 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             [m.timestamp for m in batch.inbound] + [u.timestamp for u in batch.statuses], now
         ),
     )
-    return JSONResponse({"success": True, "inbound": opened, "statuses": len(changes)})
+    return JSONResponse({"success": True, "inbound": len(received), "statuses": len(changes)})

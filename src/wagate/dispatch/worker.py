@@ -27,6 +27,7 @@ from wagate.clock import Clock
 from wagate.cloud.client import CloudApiError, CloudClient
 from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
+from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.pacing import Pacer, make_pacer
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
@@ -64,6 +65,7 @@ class Dispatcher:
         cloud: CloudClient,
         on_changes: Callable[[list[StatusChange]], Awaitable[None]] | None = None,
         pacer: Pacer | None = None,
+        callbacks: CallbackSender | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -77,6 +79,8 @@ class Dispatcher:
             pair_interval=settings.pair_interval or 6.0,
             pair_burst=settings.pair_burst,
         )
+        # Callbacks to the businesses go out wherever messages do, started and stopped with us.
+        self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
@@ -96,6 +100,7 @@ class Dispatcher:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
+        self.callbacks.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -116,6 +121,7 @@ class Dispatcher:
             self._committer = None
         if self._own_pacer:
             await self.pacer.aclose()
+        await self.callbacks.stop()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -140,7 +146,11 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim one batch and start sending it; returns how many were claimed."""
         free = self.settings.dispatch_concurrency - len(self._inflight)
-        if free <= 0:
+        # While most slots are taken (sends waiting for the channel's pace), slots free up one
+        # at a time: claiming each on its own would cost a write transaction per message, which
+        # accepts and webhooks queue behind. Wait until a quarter of them is free instead.
+        enough = max(1, min(self.settings.dispatch_batch, self.settings.dispatch_concurrency) // 4)
+        if free <= 0 or (free < enough and self._inflight):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
@@ -350,5 +360,6 @@ class Dispatcher:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+                self.callbacks.wake()  # accepted and failed messages have status events
                 if changes and self.on_changes is not None:
                     await self.on_changes(changes)

@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
+from wagate.store import callbacks as callback_store
 from wagate.store.statuses import StatusChange, apply_parked
 from wagate.store.tables import conversations, message_events, messages, outbox
 
@@ -233,6 +235,9 @@ async def record_outcomes(
                 for o in sent
             ],
         )
+        await callback_store.enqueue_status_events(
+            conn, [StatusChange(o.message_id, Status.ACCEPTED, now) for o in sent], now=now
+        )
         recorded |= ours
 
     ours = await _release(conn, owner, [o.message_id for o in failed])
@@ -276,6 +281,19 @@ async def record_outcomes(
                 }
                 for o in failed
             ],
+        )
+        await callback_store.enqueue_status_events(
+            conn,
+            [
+                StatusChange(
+                    o.message_id,
+                    Status.FAILED,
+                    now,
+                    StatusError(o.code, o.meta_code, o.title, o.details),
+                )
+                for o in failed
+            ],
+            now=now,
         )
         recorded |= ours
 

@@ -13,9 +13,11 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate.domain.callbacks import StatusError
 from wagate.domain.failures import error_slug
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
 from wagate.domain.status import advances, lifecycle_rank
+from wagate.store import callbacks as callback_store
 from wagate.store.accounts import Channel
 from wagate.store.messages import last_inbound_at
 from wagate.store.sql import insert_ignore
@@ -102,11 +104,12 @@ async def record_inbound(
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """A message whose status moved (for callbacks and metrics)."""
+    """One step a message's status moved (for callbacks and metrics); `error` when failed."""
 
     message_id: str
     status: Status
     occurred_at: datetime
+    error: StatusError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +142,11 @@ async def apply_reports(
 ) -> list[StatusChange]:
     """Apply status reports set-wise: each (message, status) event is recorded once, and a
     message moves only forward, whatever order, repetition or lateness the reports come in.
-    Reports for wamids we have not recorded yet are parked (see `apply_parked`)."""
+    Reports for wamids we have not recorded yet are parked (see `apply_parked`).
+
+    Returns every step a message moved, in lifecycle order (sent, delivered and read when all
+    three arrive at once; nothing for a report that does not move it forward), and queues a
+    callback event for each, in this transaction."""
     if not reports:
         return []
     wamids = list({r.wamid for r in reports})
@@ -189,46 +196,60 @@ async def apply_reports(
                     "error_details": first.details if first else None,
                 }
             )
-    await _insert_ignoring(conn, message_events, events, ["message_id", "status"])
+    # Which (message, status) events are new here: on PostgreSQL a concurrent transaction may
+    # have recorded one since `known` was read, and then it, not this one, reports the step.
+    new_events = await _insert_ignoring(
+        conn, message_events, events, ["message_id", "status"], returning=True
+    )
 
     current = {message_id: status for message_id, status in known.values()}
-    changes: list[StatusChange] = []
+    steps: dict[str, list[StatusChange]] = {}
     moved: dict[Status, list[str]] = defaultdict(list)
     failures: list[dict[str, Any]] = []
     for message_id, items in by_message.items():
         status = current[message_id]
-        final: Report | None = None
+        taken: list[Report] = []
         for r in sorted(items, key=lambda r: lifecycle_rank(r.status)):
             if advances(status, r.status):
-                status, final = r.status, r
-        if final is None:
+                status = r.status
+                taken.append(r)
+        if not taken:
             continue
-        changes.append(StatusChange(message_id, status, final.occurred_at))
+        final, error = taken[-1], None
         if status is Status.FAILED:
             first = final.errors[0] if final.errors else None
             code = first.code if first else None
+            title, details = (first.title, first.details) if first else ("Failed", "")
+            error = StatusError(error_slug(code), code, title, details)
             failures.append(
                 {
                     "b_id": message_id,
-                    "b_code": error_slug(code),
+                    "b_code": error.code,
                     "b_meta_code": code,
-                    "b_title": first.title if first else "Failed",
-                    "b_details": first.details if first else "",
+                    "b_title": title,
+                    "b_details": details,
                 }
             )
-        else:
+        steps[message_id] = [
+            StatusChange(message_id, r.status, r.occurred_at, error if r is final else None)
+            for r in taken
+        ]
+        if status is not Status.FAILED:
             moved[status].append(message_id)
     # Each UPDATE only moves rows that are still behind the new status, so a concurrent
     # transaction that already moved a message further wins, on every dialect.
+    applied: set[str] = set()
     for status, ids in moved.items():
         for i in range(0, len(ids), _CHUNK):
-            await conn.execute(
+            result = await conn.execute(
                 update(messages)
                 .where(
                     messages.c.id.in_(ids[i : i + _CHUNK]), messages.c.status.in_(_behind(status))
                 )
                 .values(status=status.value, updated_at=now)
+                .returning(messages.c.id)
             )
+            applied.update(r.id for r in result)
     if failures:
         await conn.execute(
             update(messages)
@@ -247,6 +268,24 @@ async def apply_reports(
             ),
             failures,
         )
+        ids = [f["b_id"] for f in failures]
+        for i in range(0, len(ids), _CHUNK):
+            result = await conn.execute(
+                select(messages.c.id).where(
+                    messages.c.id.in_(ids[i : i + _CHUNK]),
+                    messages.c.status == Status.FAILED.value,
+                )
+            )
+            applied.update(r.id for r in result)
+    # A step is reported only by the transaction that moved the message and recorded it.
+    changes = [
+        change
+        for message_id, taken in steps.items()
+        if message_id in applied
+        for change in taken
+        if (message_id, change.status.value) in new_events
+    ]
+    await callback_store.enqueue_status_events(conn, changes, now=now)
     return changes
 
 
@@ -255,11 +294,22 @@ def _behind(status: Status) -> list[str]:
 
 
 async def _insert_ignoring(
-    conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], conflict: list[str]
-) -> None:
+    conn: AsyncConnection,
+    table: Any,
+    rows: list[dict[str, Any]],
+    conflict: list[str],
+    *,
+    returning: bool = False,
+) -> set[tuple[Any, ...]]:
+    """Insert rows, skipping those that break the unique key `conflict`; with `returning`,
+    returns the `conflict` values of the rows that were new."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
-    await conn.execute(statement, rows)
+    if not returning:
+        await conn.execute(statement, rows)
+        return set()
+    result = await conn.execute(statement.returning(*(table.c[c] for c in conflict)), rows)
+    return {tuple(r) for r in result}
 
 
 async def apply_parked(
