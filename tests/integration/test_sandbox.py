@@ -31,6 +31,7 @@ from tests.support.meta_schema import (
     requires_meta_spec,
     validate_error_response,
     validate_send_response,
+    validate_template_list,
     validate_webhook,
 )
 from wagate.sandbox import SandboxConfig, create_sandbox_app
@@ -169,13 +170,29 @@ def interactive(buttons: list[tuple[str, str]] | None = None, **parts: Any) -> d
             "interactive": inter}  # fmt: skip
 
 
-def template(name: str = "order_confirmation") -> dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "to": CUSTOMER,
-        "type": "template",
-        "template": {"name": name, "language": {"code": "en_US"}},
-    }
+ORDER_COMPONENTS: list[dict[str, Any]] = [
+    {"type": "header", "parameters": [
+        {"type": "text", "parameter_name": "order_id", "text": "#4521"}]},
+    {"type": "body", "parameters": [
+        {"type": "text", "parameter_name": "first_name", "text": "Asha"},
+        {"type": "text", "parameter_name": "order_number", "text": "4521"}]},
+    {"type": "button", "sub_type": "quick_reply", "index": "0",
+     "parameters": [{"type": "payload", "payload": "track-4521"}]},
+    {"type": "button", "sub_type": "url", "index": "1",
+     "parameters": [{"type": "text", "text": "4521"}]},
+]  # fmt: skip
+
+
+def template(
+    name: str = "order_confirmation", components: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A template send; order_confirmation with its parameters filled in by default."""
+    if components is None and name == "order_confirmation":
+        components = ORDER_COMPONENTS
+    body: dict[str, Any] = {"name": name, "language": {"code": "en_US"}}
+    if components is not None:
+        body["components"] = components
+    return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template", "template": body}
 
 
 async def send(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
@@ -349,9 +366,102 @@ async def test_phone_number_waba_and_templates(client: httpx.AsyncClient) -> Non
     assert [t["name"] for t in page["data"]] == ["hello_world", "order_confirmation"]
     assert all(t["status"] == "APPROVED" for t in page["data"])
     rest = (await client.get(page["paging"]["next"], headers=AUTH)).json()
-    assert [t["name"] for t in rest["data"]] == ["appointment_reminder"]
-    assert "next" not in rest["paging"]
+    assert [t["name"] for t in rest["data"]] == ["appointment_reminder"] * 2
+    last = (await client.get(rest["paging"]["next"], headers=AUTH)).json()
+    assert [t["name"] for t in last["data"]] == ["summer_sale", "winter_promo"]
+    assert "next" not in last["paging"]
     error_of(await client.get("/graph/v23.0/12345", headers=AUTH), 400, 100)
+
+
+@requires_meta_spec
+async def test_the_template_listing_matches_metas_description(client: httpx.AsyncClient) -> None:
+    url: str | None = f"/graph/v23.0/{WABA}/message_templates?limit=4"
+    seen = []
+    while url is not None:
+        page = (await client.get(url, headers=AUTH)).json()
+        validate_template_list(page)
+        assert set(page["paging"]["cursors"]) == {"before", "after"}
+        seen += page["data"]
+        url = page["paging"].get("next")
+    assert len(seen) == 6
+    assert {t["status"] for t in seen} == {"APPROVED", "REJECTED"}
+    assert {t["category"] for t in seen} == {"UTILITY", "MARKETING"}
+    for t in seen:
+        assert t.keys() == {"name", "parameter_format", "components", "language", "status",
+                            "category", "id"}  # fmt: skip
+    picked = (
+        await client.get(f"/graph/v23.0/{WABA}/message_templates?fields=name,status", headers=AUTH)
+    ).json()
+    validate_template_list(picked)
+    assert all(t.keys() == {"id", "name", "status"} for t in picked["data"])
+    error_of(await client.get(f"/graph/v23.0/{WABA}/message_templates"), 401, 190)
+    error_of(await client.get("/graph/v23.0/999/message_templates", headers=AUTH), 400, 100)
+
+
+def _body_params(*values: str) -> list[dict[str, Any]]:
+    return [{"type": "body", "parameters": [{"type": "text", "text": v} for v in values]}]
+
+
+TEMPLATE_ERRORS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("unknown name", template("order_confirmaton", []), 132001,
+     "(#132001) Template name does not exist in the translation"),
+    ("unknown language", {**template(), "template": {"name": "hello_world",
+                                                      "language": {"code": "de_DE"}}}, 132001,
+     "(#132001) Template name does not exist in the translation"),
+    ("rejected", template("winter_promo", _body_params("Asha")), 132001,
+     "(#132001) Template name does not exist in the translation"),
+    ("no parameters", template("order_confirmation", []), 132000,
+     "(#132000) Number of parameters does not match the expected number of params"),
+    ("one short", template("summer_sale", [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x/y.jpg"}}]},
+        *_body_params("Asha"),
+        {"type": "button", "sub_type": "url", "index": "0",
+         "parameters": [{"type": "text", "text": "SUN20"}]}]), 132000, "(#132000)"),
+    ("wrong name", template("order_confirmation", [
+        {**ORDER_COMPONENTS[0], "parameters": [
+            {"type": "text", "parameter_name": "order", "text": "#4521"}]},
+        *ORDER_COMPONENTS[1:]]), 132000, "(#132000)"),
+    ("newline", template("order_confirmation", [
+        ORDER_COMPONENTS[0],
+        {"type": "body", "parameters": [
+            {"type": "text", "parameter_name": "first_name", "text": "Asha\nDear"},
+            {"type": "text", "parameter_name": "order_number", "text": "4521"}]},
+        *ORDER_COMPONENTS[2:]]), 100, "(#100) Invalid parameter"),
+    ("long header", template("order_confirmation", [
+        {**ORDER_COMPONENTS[0], "parameters": [
+            {"type": "text", "parameter_name": "order_id", "text": "#" * 60}]},
+        *ORDER_COMPONENTS[1:]]), 132005, "(#132005) Template Hydrated Text Too Long"),
+    ("URL without its end", template("order_confirmation", ORDER_COMPONENTS[:3]), 132000,
+     "(#132000)"),
+    ("component type", template("hello_world", [{"type": "footer", "parameters": []}]), 100,
+     "(#100) Param template['components'][0]['type'] must be one of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "code", "message"), TEMPLATE_ERRORS, ids=[c[0] for c in TEMPLATE_ERRORS]
+)
+async def test_template_sends_are_checked_as_meta_does(
+    client: httpx.AsyncClient, case: str, body: dict[str, Any], code: int, message: str
+) -> None:
+    error = error_of(await client.post(SEND, json=body, headers=AUTH), 400, code)
+    assert error["message"].startswith(message), error
+    assert error["error_data"]["details"]
+    stats = (await client.get("/stats")).json()
+    assert (stats["sends"], stats["rejected"]) == (0, 1)
+
+
+async def test_the_customer_sees_the_template_filled_in(client: httpx.AsyncClient) -> None:
+    wamid = await send(client, template())
+    [shown] = (await client.get(f"/customer/{CUSTOMER}/messages")).json()
+    assert shown["wamid"] == wamid and shown["type"] == "template"
+    assert shown["header"] == "Order #4521"
+    assert shown["text"].startswith("Hi Asha, your order 4521 is confirmed.")
+    assert shown["footer"] == "Thank you for shopping with us"
+    assert shown["buttons"] == [
+        {"id": "track-4521", "title": "Track order"},
+        {"id": "https://shop.example.com/orders/4521", "title": "View order"},
+    ]
 
 
 # --------------------------------------------------------------------------- statuses

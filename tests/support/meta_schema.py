@@ -7,6 +7,7 @@ back) has exactly the shape Meta documents:
     validate_send_response(body)    # its 200 answer (MessageResponsePayload)
     validate_error_response(body)   # an error envelope (ErrorResponse)
     validate_webhook(body)          # a webhook POST body (WebhookPayload)
+    validate_template_list(body)    # GET /{version}/{waba_id}/message_templates' 200 answer
 
 Each raises `jsonschema.ValidationError` (the most relevant error, with its path) when the payload
 does not match, and returns None when it does. Mark tests that need the description with
@@ -198,6 +199,18 @@ def validate_error_response(payload: Any) -> None:
 def validate_webhook(payload: Any) -> None:
     """A webhook POST body (`WebhookPayload`)."""
     validate("WebhookPayload", payload)
+
+
+def validate_template_list(payload: Any) -> None:
+    """A page of `GET /{version}/{waba_id}/message_templates`: Meta describes it inline (no
+    named schema), so that description is used as it is."""
+    get = raw_spec()["paths"]["/{Version}/{WABA-ID}/message_templates"]["get"]
+    schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+    error = best_match(Draft202012Validator(schema).iter_errors(payload))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        error.message = f"message_templates page at {where}: {error.message}"
+        raise error
 
 
 def send_examples() -> dict[str, Any]:

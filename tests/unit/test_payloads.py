@@ -263,7 +263,7 @@ def test_round_tripped_content_builds_the_same_payload() -> None:
         (
             "+1",
             MessageContent(type=MessageType.TEMPLATE, body="order_confirmation"),
-            "not template",
+            "needs its template",
         ),
         ("+1", MessageContent(type=MessageType.INTERACTIVE, body="Hi", header="H"), "button"),
         ("", text("Hi"), "recipient"),

@@ -85,6 +85,7 @@ class MessageOut(BaseModel):
     footer: str | None = None
     buttons: list[dict[str, str]] | None = None
     preview_url: bool | None = None
+    template: dict[str, str] | None = Field(None, description="name and language")
     history: list[StatusEvent] | None = None
 
 
@@ -102,6 +103,78 @@ class Conversation(BaseModel):
     messages: list[dict[str, Any]]
 
 
+class TemplateButtonParam(BaseModel):
+    index: int = Field(ge=0, le=9, description="The button's position in the template, from 0")
+    payload: str | None = Field(
+        None, max_length=256, description="A quick reply's payload, sent back when it is tapped"
+    )
+    text: str | None = Field(None, description="The end of a URL button's URL (its {{1}})")
+
+
+class TemplateParams(BaseModel):
+    header: list[str] | dict[str, Any] | None = Field(
+        None,
+        description='The value of a text header (["#4521"]), or for a media header '
+        '{"image": {"link": "https://…"}} (or video, document)',
+    )
+    body: list[str] | dict[str, str] | None = Field(
+        None, description="A list for {{1}}, {{2}}…; an object for named parameters"
+    )
+    buttons: list[TemplateButtonParam] | None = None
+
+
+class SendTemplateBody(BaseModel):
+    token: str | None = Field(None, description="Or send `Authorization: Bearer <token>`")
+    phone: str = Field(examples=["+919876543210"], description="`+`, country code and digits")
+    template: str = Field(examples=["order_confirmation"], description="An approved template")
+    language: str | None = Field(
+        None, examples=["en_US"], description="Required when the template has several languages"
+    )
+    params: TemplateParams | None = Field(
+        None, description="In a form body, a JSON string; see GET /v1/templates example_params"
+    )
+    reply_to: str | None = Field(None, description="A message id (msg_…) or wamid to quote")
+    metadata: dict[str, Any] | None = Field(None, description="Echoed in callbacks")
+    channel: str | None = Field(None, description="Channel id or phone number id")
+    idempotency_key: str | None = Field(None, description="Or the Idempotency-Key header")
+
+
+class TemplateOut(BaseModel):
+    id: str
+    channel_id: str
+    phone_number_id: str
+    waba_id: str
+    meta_id: str | None
+    name: str
+    language: str
+    status: str = Field(description="Meta's: APPROVED, PENDING, REJECTED, PAUSED, DISABLED, …")
+    category: str
+    parameter_format: str = Field(description="POSITIONAL ({{1}}) or NAMED ({{first_name}})")
+    components: list[dict[str, Any]] = Field(description="As Meta describes the template")
+    example_params: dict[str, Any] | None = Field(
+        description="A `params` object that fits, for POST /v1/messages/template"
+    )
+    synced_at: str | None
+
+
+class TemplateList(BaseModel):
+    data: list[TemplateOut]
+
+
+class ChannelSyncOut(BaseModel):
+    channel_id: str
+    phone_number_id: str
+    waba_id: str
+    templates: int | None = Field(description="How many the channel has now")
+    error: str | None
+
+
+class TemplateSyncResult(BaseModel):
+    success: bool = True
+    channels: list[ChannelSyncOut]
+    data: list[TemplateOut]
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Body is not JSON or a form, or not an object",
@@ -112,6 +185,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "Unsupported Content-Type",
         422: "A field breaks a rule; every problem is listed",
         429: "Too many requests",
+        502: "Meta's Graph API failed or could not be reached; nothing was changed",
         503: "Storage unavailable; nothing was accepted",
     }
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}

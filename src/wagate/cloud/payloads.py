@@ -9,6 +9,11 @@ The shapes follow Meta's Cloud API description exactly (the `Message` schema in
                    "header": {"type": "text", "text": ...}, "body": {"text": ...},
                    "footer": {"text": ...},
                    "action": {"buttons": [{"type": "reply", "reply": {"id": ..., "title": ...}}]}}}
+    template:     {..., "type": "template", "template": {"name": ...,
+                   "language": {"policy": "deterministic", "code": ...},
+                   "components": [{"type": "header" | "body", "parameters": [...]},
+                                  {"type": "button", "sub_type": "quick_reply" | "url",
+                                   "index": "0", "parameters": [...]}]}}
 
 plus `"context": {"message_id": <wamid>}` when the message quotes (replies to) another one.
 Text is passed through untouched: WhatsApp formatting (`*bold*`, `_italic_`, ...) is Meta's job.
@@ -26,12 +31,12 @@ MESSAGING_PRODUCT = "whatsapp"
 def build_message_payload(
     *, to: str, content: MessageContent, reply_to_wamid: str | None = None
 ) -> dict[str, Any]:
-    """The Cloud API send body for a free-form (text or interactive) message.
+    """The Cloud API send body for a text, interactive or template message.
 
     `to` is the recipient as Meta accepts it: digits, or `+` and digits (E.164); it is sent as
     given, so Meta echoes it back unchanged in the response's `contacts[0].input`.
-    Raises ValueError for content Meta would refuse outright (a template, which has its own
-    builder; an interactive message without buttons; an empty recipient).
+    Raises ValueError for content Meta would refuse outright (an interactive message without
+    buttons, a template message without its template, an empty recipient).
     """
     if not to:
         raise ValueError("a message needs a recipient (`to`)")
@@ -46,10 +51,11 @@ def build_message_payload(
     elif content.type is MessageType.INTERACTIVE:
         payload["type"] = "interactive"
         payload["interactive"] = _reply_buttons(content)
+    elif content.type is MessageType.TEMPLATE:
+        payload["type"] = "template"
+        payload["template"] = _template(content)
     else:
-        raise ValueError(
-            f"build_message_payload builds text and interactive messages, not {content.type.value}"
-        )
+        raise ValueError(f"build_message_payload cannot build {content.type.value} messages")
     if reply_to_wamid:
         payload["context"] = {"message_id": reply_to_wamid}
     return payload
@@ -71,3 +77,16 @@ def _reply_buttons(content: MessageContent) -> dict[str, Any]:
         ]
     }
     return interactive
+
+
+def _template(content: MessageContent) -> dict[str, Any]:
+    if content.template is None:
+        raise ValueError("a template message needs its template (name, language, components)")
+    template: dict[str, Any] = {
+        "name": content.template.name,
+        # "deterministic" is the only policy Meta has; saying so keeps older API versions happy.
+        "language": {"policy": "deterministic", "code": content.template.language},
+    }
+    if content.template.components:
+        template["components"] = [dict(c) for c in content.template.components]
+    return template

@@ -11,6 +11,7 @@
     ├── UnsupportedMediaType        415 unsupported_media_type
     ├── ValidationFailed            422 (code of the first FieldError; all listed)
     ├── RateLimited                 429 rate_limited
+    ├── UpstreamError               502 upstream_error
     └── ServiceUnavailable          503 service_unavailable
 
 A class's docstring is its default message.
@@ -178,6 +179,13 @@ class RateLimited(WagateError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+class UpstreamError(WagateError):
+    """Meta's Graph API failed or could not be reached; nothing was changed. Retry later."""
+
+    code = "upstream_error"
+    http_status = 502
 
 
 class ServiceUnavailable(WagateError):

@@ -30,8 +30,39 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateContent:
+    """What a template message hands to Meta: the template's name, the language it is sent in,
+    and Meta's `components` list with the parameters filled in (empty when it takes none)."""
+
+    name: str
+    language: str
+    components: tuple[dict[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "language": self.language,
+            "components": [dict(c) for c in self.components],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TemplateContent:
+        return cls(
+            name=data["name"],
+            language=data["language"],
+            components=tuple(data.get("components") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MessageContent:
-    """What the business asked to send, validated. `type` is derived, never given."""
+    """What the business asked to send, validated. `type` is derived, never given.
+
+    For a template, `template` is what Meta needs, and `body`, `header`, `footer` and `buttons`
+    are what the customer sees: the template's text with the parameters filled in, and its
+    buttons (a quick reply's id is its payload, a URL button's the URL, a call button's the
+    number).
+    """
 
     type: MessageType
     body: str
@@ -39,6 +70,7 @@ class MessageContent:
     footer: str | None = None
     buttons: tuple[Button, ...] = ()
     preview_url: bool = False
+    template: TemplateContent | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type.value, "body": self.body}
@@ -48,6 +80,8 @@ class MessageContent:
             out["header"] = self.header
             out["footer"] = self.footer
             out["buttons"] = [{"id": b.id, "title": b.title} for b in self.buttons]
+        if self.template is not None:
+            out["template"] = self.template.as_dict()
         return out
 
     @classmethod
@@ -59,6 +93,7 @@ class MessageContent:
             footer=data.get("footer"),
             buttons=tuple(Button(b["id"], b["title"]) for b in data.get("buttons") or ()),
             preview_url=bool(data.get("preview_url", False)),
+            template=TemplateContent.from_dict(data["template"]) if data.get("template") else None,
         )
 
 

@@ -4,7 +4,9 @@ A missing, misplaced or malformed parameter is code 100 (`(#100) The parameter t
 required.`, `(#100) Unexpected key "x" on param "text".`); a value outside WhatsApp's limits on an
 interactive message is code 131009 (`(#131009) Parameter value is not valid`, with the rule in
 `error_data.details`). Text, interactive (reply buttons, and lists loosely) and template messages
-are simulated; other types are refused with code 100.
+are simulated; other types are refused with code 100. A template is checked against the sandbox's
+own set (`templates.check_template`): 132001 for an unknown name or language or one not approved,
+132000 when the parameters do not match.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from wagate.sandbox.graph import (
     unexpected_key,
     wrong_type,
 )
+from wagate.sandbox.templates import check_template
 
 TEXT_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
@@ -78,7 +81,7 @@ class OutboundContent:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "text": self.text}
-        if self.type == "interactive":
+        if self.type in ("interactive", "template"):
             out.update(header=self.header, footer=self.footer, buttons=list(self.buttons))
         if self.template is not None:
             out["template"] = self.template
@@ -337,5 +340,15 @@ def _template(body: dict[str, Any], common: dict[str, Any]) -> OutboundContent:
             raise invalid_parameter(
                 f"{param}['parameters'] must be an array of objects with a type"
             )
+    assert name is not None and code is not None
+    shown = check_template(name, code, components)
     summary = {"name": name, "language": code, "components": components}
-    return OutboundContent(type="template", text=f"[template {name}]", template=summary, **common)
+    return OutboundContent(
+        type="template",
+        text=shown["text"],
+        header=shown["header"],
+        footer=shown["footer"],
+        buttons=tuple(shown["buttons"]),
+        template=summary,
+        **common,
+    )

@@ -61,10 +61,12 @@ def message_view(row: Any, events: list[Any] | None = None) -> dict[str, Any]:
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
-    if row["type"] == MessageType.INTERACTIVE.value:
+    if row["type"] in (MessageType.INTERACTIVE.value, MessageType.TEMPLATE.value):
         out["header"] = content.get("header")
         out["footer"] = content.get("footer")
         out["buttons"] = content.get("buttons", [])
+    if row["type"] == MessageType.TEMPLATE.value and content.get("template"):
+        out["template"] = {k: content["template"][k] for k in ("name", "language")}
     elif row["type"] == MessageType.TEXT.value:
         out["preview_url"] = content.get("preview_url", False)
     if events is not None:
@@ -114,8 +116,10 @@ async def list_messages(
     status: str | None,
     limit: int,
     before_id: str | None,
+    after_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; returns the page and the cursor of the next page (None at the end)."""
+    """Newest first; returns the page and the cursor of the next page (None at the end).
+    Ids start with their creation time, so `before_id`/`after_id` also bound by date."""
     conditions = [messages.c.account_id == account_id]
     if phone:
         conditions.append(messages.c.phone == phone)
@@ -123,6 +127,8 @@ async def list_messages(
         conditions.append(messages.c.status == status)
     if before_id:
         conditions.append(messages.c.id < before_id)
+    if after_id:
+        conditions.append(messages.c.id >= after_id)
     result = await conn.execute(
         select(messages).where(and_(*conditions)).order_by(messages.c.id.desc()).limit(limit + 1)
     )
