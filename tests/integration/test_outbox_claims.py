@@ -77,3 +77,42 @@ async def test_claims_take_lane_heads_only(database_url: str, tmp_path: Path) ->
         assert all(c.attempts == 2 for c in again)
     finally:
         await engine.dispose()
+
+
+async def test_a_message_due_at_a_whole_second_is_claimed_at_that_second(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Times are compared as stored: on SQLite a whole-second time once compared as later than
+    itself, so a message due exactly now waited for the next poll (and a test clock that moves
+    in whole seconds never got it)."""
+    migrate(database_url)
+    engine = make_async_engine(database_url)
+    now = SystemClock().now().replace(microsecond=0)
+    try:
+        async with write_tx(engine) as conn:
+            account = await account_store.create_account(conn, name="a", now=now)
+            channel = await account_store.add_channel(
+                conn, account_id=account["id"], phone_number_id="1", waba_id="w",
+                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+                mps=80, now=now,
+            )  # fmt: skip
+            token, _ = await account_store.create_token(
+                conn, account_id=account["id"], name="t", now=now
+            )
+            inbound = InboundMessage("1", PHONES[0][1:], "w.1", now, "text")
+            await record_inbound(conn, channel=channel, message=inbound, now=now)
+            request = parse_send_request({"phone": PHONES[0], "message": "due now"})
+            [accepted] = await accept_batch(conn, [AcceptRequest(token, request)], now=now)
+        assert isinstance(accepted, dict)
+        lease = timedelta(seconds=30)
+        async with write_tx(engine) as conn:
+            [claimed] = await claim(conn, owner="a", now=now, lease=lease, limit=10)
+        assert claimed.message_id == accepted["id"]
+        async with write_tx(engine) as conn:  # the lease holds up to its last instant
+            assert await claim(conn, owner="b", now=now + lease, lease=lease, limit=10) == []
+        async with write_tx(engine) as conn:
+            later = now + lease + timedelta(seconds=1)
+            [again] = await claim(conn, owner="b", now=later, lease=lease, limit=10)
+        assert again.attempts == 2
+    finally:
+        await engine.dispose()

@@ -8,7 +8,7 @@ parallel. A claim is a lease: if the claimer dies, the row is claimable again wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text, update
@@ -18,7 +18,7 @@ from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
 from wagate.store.statuses import StatusChange, apply_parked
-from wagate.store.tables import conversations, message_events, messages, outbox
+from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
 
 # The same claim on both dialects; PostgreSQL adds SKIP LOCKED so that concurrent workers pass
 # over each other's rows instead of queueing behind them. SQLite runs it inside BEGIN IMMEDIATE
@@ -59,7 +59,7 @@ ORDER BY o.available_at, o.message_id
 LIMIT :limit
 """
 
-CLAIM_SQL = {
+_CLAIM_SQL = {
     "sqlite": f"""
 UPDATE outbox SET lease_until = :lease_until, lease_owner = :owner, attempts = attempts + 1
 WHERE message_id IN ({_CLAIM_HEADS})
@@ -70,6 +70,16 @@ UPDATE outbox SET lease_until = :lease_until, lease_owner = :owner, attempts = a
 WHERE message_id IN ({_CLAIM_HEADS} FOR UPDATE OF o SKIP LOCKED)
 RETURNING message_id, channel_id, phone, attempts
 """,
+}
+
+
+# Bound through the column type, so that raw SQL compares times exactly as stored (the driver's
+# own datetime adapter would drop ".000000" on SQLite, and equal times would compare unequal).
+CLAIM_SQL = {
+    dialect: text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime), bindparam("lease_until", type_=UTCDateTime)
+    )
+    for dialect, sql in _CLAIM_SQL.items()
 }
 
 
@@ -85,20 +95,15 @@ class Claim:
     last_inbound_at: datetime | None  # the customer's window, as of the claim
 
 
-def _naive(value: datetime) -> datetime:
-    # Raw SQL bypasses the UTCDateTime column type, so bind what it would have stored.
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 async def claim(
     conn: AsyncConnection, *, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claim]:
     """Lease up to `limit` lane heads that are due, with what sending them needs."""
     result = await conn.execute(
-        text(CLAIM_SQL[conn.dialect.name]),
+        CLAIM_SQL[conn.dialect.name],
         {
-            "now": _naive(now),
-            "lease_until": _naive(now + lease),
+            "now": now,
+            "lease_until": now + lease,
             "owner": owner,
             "limit": limit,
         },
