@@ -82,11 +82,12 @@ def _print_sent(sent: Accepted, as_json: bool) -> None:
 
 def _api_failure(error: ApiError, as_json: bool) -> None:
     if as_json:
-        body = {"success": False, "error": {"code": error.code, "message": error.message}}
+        detail: dict[str, Any] = {"code": error.code, "message": error.message}
         if error.field:
-            body["error"]["field"] = error.field
+            detail["field"] = error.field
         if error.errors:
-            body["error"]["errors"] = error.errors
+            detail["errors"] = error.errors
+        body = {"success": False, "error": detail}
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         raise typer.Exit(1)
     details = [f"  {e.get('field')}: {e.get('message')}" for e in error.errors[1:]]

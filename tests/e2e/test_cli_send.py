@@ -29,6 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
         token = cli_json(env, "tokens", "create", "--account", "sandbox", "--name", "cli")["token"]
         for phone in OPEN:
             cli(env, "sandbox", "reply", "--phone", phone, "--text", "hi", "--server", process.url)
+        cli(env, "templates", "sync", "--account", "sandbox")
         yield process, token
     finally:
         process.stop()
@@ -145,3 +146,67 @@ def test_bulk_refuses_a_file_it_cannot_use(
     code, _, stderr = _run(server, "send-bulk", str(file))
     assert code == 1
     assert "phone" in stderr
+
+
+def test_send_template_reaches_a_closed_window(server: tuple[ServerProcess, str]) -> None:
+    params = {
+        "header": ["#77"],
+        "body": {"first_name": "Asha", "order_number": "77"},
+        "buttons": [{"index": 1, "text": "77"}],
+    }
+    code, out, err = _run(
+        server, "send-template", "--phone", CLOSED, "--template", "order_confirmation",
+        "--language", "en_US", "--params", json.dumps(params), "--json",
+    )  # fmt: skip
+    assert code == 0, out + err
+    sent = json.loads(out)
+    assert sent["type"] == "template"
+    with Client(server[0].url, server[1]) as wa:
+        _wait_read(wa, sent["id"])
+        assert "Asha" in wa.get_message(sent["id"])["message"]
+    code, out, _ = _run(
+        server, "send-template", "--phone", CLOSED, "--template", "order_confirmation",
+        "--params", json.dumps({"body": {"first_name": "Asha"}}), "--json",
+    )  # fmt: skip
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "template_params_mismatch"
+
+
+def test_bulk_template_dry_run_then_send(server: tuple[ServerProcess, str], tmp_path: Path) -> None:
+    good = [
+        {"phone": p, "header.1": f"#{i}", "body.first_name": f"Customer {i}",
+         "body.order_number": str(1000 + i), "button.0.payload": f"track-{i}",
+         "button.1.text": str(1000 + i)}
+        for i, p in enumerate([*OPEN, CLOSED])
+    ]  # fmt: skip
+    bad = [
+        {"phone": OPEN[1], "header.1": "#9", "body.first_name": "No order number",
+         "body.order_number": "", "button.0.payload": "x", "button.1.text": "9"},
+        {"phone": "14155552671", "header.1": "#9", "body.first_name": "A",
+         "body.order_number": "9", "button.0.payload": "x", "button.1.text": "9"},
+    ]  # fmt: skip
+    file = _write(tmp_path / "orders.csv", good + bad)
+    args = ("send-bulk", str(file), "--template", "order_confirmation", "--language", "en_US")
+    code, out, _ = _run(server, *args, "--dry-run", "--json")
+    assert code == 1, out
+    report = json.loads(out)
+    assert report["accepted"] == 6  # templates may go outside the window
+    assert report["refused_by_code"] == {
+        "template_params_mismatch": 1,
+        "invalid_phone_format": 1,
+    }
+    assert any("order_number" in r["message"] for r in report["refused"])
+
+    code, out, _ = _run(server, *args, "--json")
+    assert code == 1
+    sent = json.loads(out)
+    assert sent["accepted"] == 6
+    assert {r["code"] for r in sent["refused"]} == {
+        "template_params_mismatch",
+        "invalid_phone_format",
+    }
+    with Client(server[0].url, server[1]) as wa:
+        messages = wa.list_messages(limit=200)["data"]
+    mine = [m for m in messages if "Customer " in (m["message"] or "")]
+    assert len(mine) == 6
+    assert {m["type"] for m in mine} == {"template"}
