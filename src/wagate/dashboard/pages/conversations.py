@@ -1,0 +1,260 @@
+"""Conversations: one customer's thread both ways, their 24-hour window, and sending to them
+(free-form while the window is open, a template when it is closed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from wagate.dashboard import queries, sending, template_form, views
+from wagate.dashboard.rules import buttons_from_lines, lenient_phone, phone_digits
+from wagate.dashboard.web import (
+    PageNotFound,
+    Posted,
+    PostedForm,
+    SignedIn,
+    dashboard_of,
+    render,
+    see_other,
+)
+from wagate.domain.errors import ValidationFailed, WagateError
+from wagate.domain.messages import parse_send_request
+from wagate.domain.templates import APPROVED, build_template_send, template_from_meta
+from wagate.store import accounts as account_store
+from wagate.store import messages as message_store
+from wagate.store import templates as template_store
+from wagate.store.accounts import Channel
+from wagate.store.users import SignedInUser
+
+router = APIRouter(include_in_schema=False)
+
+THREAD_LENGTH = 50
+
+
+@router.get("/conversations")
+async def conversation_list(request: Request, user: SignedIn) -> Response:
+    wanted = request.query_params.get("phone", "").strip()
+    error = None
+    if wanted:
+        phone, problems = lenient_phone(wanted)
+        if phone is not None:
+            return see_other(f"/conversations/{phone_digits(phone)}")
+        error = problems[0].message
+    services = dashboard_of(request).services
+    async with services.engine.connect() as conn:
+        people = await queries.recipients(
+            conn, account_id=user.account_id, now=services.clock.now()
+        )
+        found = await account_store.list_channels(conn, account_id=user.account_id)
+    return render(
+        request,
+        "conversations.html",
+        status=422 if error else 200,
+        people=people,
+        channels={c.id: c for c in found},
+        wanted=wanted,
+        errors={"phone": error} if error else {},
+        now=services.clock.now(),
+    )
+
+
+def _phone(digits: str) -> str:
+    phone, problems = lenient_phone(digits)
+    if phone is None:
+        raise PageNotFound(problems[0].message, title="Not a phone number")
+    return phone
+
+
+async def _conversation(
+    request: Request, user: SignedInUser, digits: str, channel_id: str | None
+) -> dict[str, Any]:
+    phone = _phone(digits)
+    services = dashboard_of(request).services
+    now = services.clock.now()
+    async with services.engine.connect() as conn:
+        channel = await account_store.channel_for_send(
+            conn, account_id=user.account_id, wanted=channel_id or None
+        )
+        if channel is None:
+            raise PageNotFound(
+                "This account has no such channel. Add one under Channels first.",
+                title="No channel",
+            )
+        approved: list[dict[str, Any]] = []
+        conversation = await message_store.conversation(
+            conn,
+            account_id=user.account_id,
+            channel=channel,
+            phone=phone,
+            now=now,
+            limit=THREAD_LENGTH,
+        )
+        if not conversation["window_open"]:
+            # Only a template can go out now: offer the number's approved ones.
+            approved = await template_store.list_templates(
+                conn, account_id=user.account_id, channel_id=channel.id, status=APPROVED
+            )
+    thread = [views.from_thread(item) for item in reversed(conversation["messages"])]
+    expires = conversation["window_expires_at"]
+    window_left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - now if expires else None
+    return {
+        "phone": phone,
+        "digits": phone_digits(phone),
+        "channel": channel,
+        "c": conversation,
+        "thread": thread,
+        "now": now,
+        "window_left": window_left,
+        "approved": approved,
+    }
+
+
+def _template_choice(
+    context: dict[str, Any], key: str, typed: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The template picked in the compose box (by "name|language"), its inputs and preview."""
+    for view in context["approved"]:
+        if template_form.template_key(view) == key:
+            template = template_from_meta(view)
+            return {
+                "chosen": view,
+                "chosen_key": key,
+                "inputs": template_form.param_inputs(template, typed),
+                "template_preview": views.template_bubble(view),
+            }
+    return {"chosen": None, "chosen_key": "", "inputs": [], "template_preview": None}
+
+
+def _page(
+    request: Request,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    draft: dict[str, str] | None = None,
+    template_key: str | None = None,
+) -> Response:
+    key = template_key if template_key is not None else request.query_params.get("template", "")
+    return render(
+        request,
+        "conversation.html",
+        status=status,
+        errors=errors or {},
+        draft=draft or {},
+        sent=request.query_params.get("sent"),
+        **context,
+        **_template_choice(context, key, draft),
+    )
+
+
+@router.get("/conversations/{digits}")
+async def conversation_page(digits: str, request: Request, user: SignedIn) -> Response:
+    context = await _conversation(request, user, digits, request.query_params.get("channel"))
+    return _page(request, context)
+
+
+@router.get("/conversations/{digits}/live")
+async def conversation_live(digits: str, request: Request, user: SignedIn) -> Response:
+    """The window and the thread, fetched every 3 s. When the window opened or closed since
+    the page was drawn (`shown`), the compose box is redrawn too (an out-of-band swap)."""
+    context = await _conversation(request, user, digits, request.query_params.get("channel"))
+    shown = request.query_params.get("shown")
+    changed = shown != ("open" if context["c"]["window_open"] else "closed")
+    return render(
+        request,
+        "_conversation_live.html",
+        compose_changed=changed,
+        errors={},
+        draft={},
+        **context,
+        **_template_choice(context, ""),
+    )
+
+
+def _send_request(posted: Posted, phone: str, channel: Channel) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "phone": phone,
+        "message": posted.text("message"),
+        "channel": channel.id,
+        "idempotency_key": posted.text("idempotency_key"),
+    }
+    for name in ("header", "footer"):
+        if posted.text(name).strip():
+            fields[name] = posted.text(name)
+    buttons = buttons_from_lines(posted.text("buttons"))
+    if buttons:
+        fields["buttons"] = buttons
+    return fields
+
+
+@router.post("/conversations/{digits}/send")
+async def send(digits: str, request: Request, posted: PostedForm) -> Response:
+    context = await _conversation(request, posted.user, digits, posted.text("channel"))
+    channel: Channel = context["channel"]
+    draft = {k: posted.text(k) for k in ("message", "header", "footer", "buttons")}
+    try:
+        send_request = parse_send_request(_send_request(posted, context["phone"], channel))
+    except ValidationFailed as exc:
+        errors: dict[str, str] = {}
+        for problem in exc.errors:
+            name = problem.field.split("[", 1)[0]
+            errors.setdefault("message" if name == "phone" else name, problem.message)
+        return _page(request, context, status=422, errors=errors, draft=draft)
+    outcome = await sending.queue_message(
+        dashboard_of(request).services,
+        account_id=posted.user.account_id,
+        channel=channel,
+        request=send_request,
+    )
+    if isinstance(outcome, WagateError):
+        return _page(request, context, status=409, errors={"message": outcome.message}, draft=draft)
+    return see_other(
+        f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
+    )
+
+
+@router.post("/conversations/{digits}/send-template")
+async def send_template(digits: str, request: Request, posted: PostedForm) -> Response:
+    """Send Template from the compose box: checked against the synced template exactly as
+    `POST /v1/messages/template` checks it."""
+    context = await _conversation(request, posted.user, digits, posted.text("channel"))
+    channel: Channel = context["channel"]
+    key = posted.text("template")
+    typed = {k: v for k, v in posted.form.items() if isinstance(v, str)}
+    choice = _template_choice(context, key, typed)
+    if choice["chosen"] is None:
+        errors = {"template": "Pick one of this number's approved templates."}
+        return _page(request, context, status=422, errors=errors, template_key="")
+    template = template_from_meta(choice["chosen"])
+    async with dashboard_of(request).services.engine.connect() as conn:
+        candidates = await template_store.templates_named(
+            conn, channel_id=channel.id, name=template.name
+        )
+    fields = {
+        "phone": context["phone"],
+        "template": template.name,
+        "language": template.language,
+        "params": template_form.params_from_form(template, typed),
+        "channel": channel.id,
+        "idempotency_key": posted.text("idempotency_key"),
+    }
+    try:
+        send_request = build_template_send(fields, candidates)
+    except ValidationFailed as exc:
+        errors = {problem.field: problem.message for problem in exc.errors}
+        return _page(request, context, status=422, errors=errors, draft=typed, template_key=key)
+    outcome = await sending.queue_message(
+        dashboard_of(request).services,
+        account_id=posted.user.account_id,
+        channel=channel,
+        request=send_request,
+    )
+    if isinstance(outcome, WagateError):
+        errors = {"template": outcome.message}
+        return _page(request, context, status=409, errors=errors, draft=typed, template_key=key)
+    return see_other(
+        f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
+    )

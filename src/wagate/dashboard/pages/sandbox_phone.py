@@ -1,0 +1,196 @@
+"""The sandbox phone: plays the customer. It shows what the business sent to a number, as
+WhatsApp would, and replies or taps a button, which makes the sandbox post its signed webhook to
+the gateway (opening the 24-hour window), exactly as `wagate sandbox reply` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from wagate.dashboard import queries, views
+from wagate.dashboard.rules import lenient_phone, phone_digits
+from wagate.dashboard.web import (
+    PageNotFound,
+    PostedForm,
+    SignedIn,
+    dashboard_of,
+    render,
+    see_other,
+)
+from wagate.store import accounts as account_store
+from wagate.store.accounts import Channel
+from wagate.store.users import SignedInUser
+
+router = APIRouter(include_in_schema=False)
+
+FIRST_CUSTOMER = "+14155552671"
+NOT_RUNNING = (
+    "The sandbox is not answering. `wagate serve` runs it only while there is no real channel, "
+    "unless WAGATE_SANDBOX=on."
+)
+THREAD_LENGTH = 50
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox did not answer."""
+
+
+class SandboxCustomer:
+    """The simulated customer of one sandbox channel: the sandbox in this process when it is
+    the channel's, else the sandbox's HTTP endpoints next to the channel's Graph URL."""
+
+    def __init__(self, channel: Channel, local: Any) -> None:
+        self.local = local if local is not None else None
+        if self.local is not None and self.local.config.phone_number_id != channel.phone_number_id:
+            self.local = None
+        self.base = channel.graph_url.removesuffix("/graph")
+
+    async def messages(self, phone: str) -> list[dict[str, Any]]:
+        if self.local is not None:
+            found: list[dict[str, Any]] = self.local.messages(phone, THREAD_LENGTH)
+            return found
+        data = await self._call("GET", f"/customer/{phone_digits(phone)}/messages?limit=50")
+        return data if isinstance(data, list) else []
+
+    async def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The sandbox's answer: `wamid` and `delivered`, or `error` when it refused."""
+        if self.local is not None:
+            from wagate.sandbox.service import SandboxRequestError
+
+            try:
+                answer: dict[str, Any] = await self.local.reply(body)
+            except SandboxRequestError as exc:
+                return {"error": exc.message}
+            return answer
+        data = await self._call("POST", "/customer/reply", json=body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return {"error": data["error"].get("message", "The sandbox refused.")}
+        return data if isinstance(data, dict) else {"error": "The sandbox gave no answer."}
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            async with httpx.AsyncClient(timeout=15) as client:
+                response = await client.request(method, self.base + path, **kwargs)
+            if response.status_code in (404, 405) or response.status_code >= 500:
+                raise SandboxUnavailable(f"HTTP {response.status_code}")
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SandboxUnavailable(str(exc)) from None
+
+
+async def _sandbox_channel(request: Request, user: SignedInUser) -> Channel:
+    if not user.has_sandbox:
+        raise PageNotFound("This account has no sandbox channel, so there is no sandbox phone.")
+    services = dashboard_of(request).services
+    async with services.engine.connect() as conn:
+        found = await account_store.list_channels(conn, account_id=user.account_id)
+    for channel in found:
+        if channel.is_sandbox:
+            return channel
+    raise PageNotFound("This account has no sandbox channel, so there is no sandbox phone.")
+
+
+async def _phone_view(
+    request: Request, user: SignedInUser, phone: str, *, error: str | None = None
+) -> dict[str, Any]:
+    channel = await _sandbox_channel(request, user)
+    services = dashboard_of(request).services
+    async with services.engine.connect() as conn:
+        people = await queries.recipients(
+            conn, account_id=user.account_id, now=services.clock.now(), channel_id=channel.id
+        )
+    customer = SandboxCustomer(channel, dashboard_of(request).sandbox)
+    try:
+        record = await customer.messages(phone)
+    except SandboxUnavailable:
+        record = []
+        error = error or NOT_RUNNING
+    # The sandbox keeps a template's name and parameters; the text it shows is the gateway's.
+    templates = [m["wamid"] for m in record if m.get("type") == "template" and m.get("wamid")]
+    async with services.engine.connect() as conn:
+        sent = await queries.sent_contents(conn, account_id=user.account_id, wamids=templates)
+    thread = [views.from_sandbox(m, sent.get(m.get("wamid", ""))) for m in record]
+    return {
+        "channel": channel,
+        "people": people,
+        "phone": phone,
+        "digits": phone_digits(phone),
+        "thread": thread,
+        "error": error,
+    }
+
+
+@router.get("/sandbox-phone")
+async def phone_home(request: Request, user: SignedIn) -> Response:
+    wanted = request.query_params.get("phone", "").strip()
+    if wanted:
+        phone, problems = lenient_phone(wanted)
+        if phone is None:
+            context = await _phone_view(request, user, FIRST_CUSTOMER)
+            context.update(wanted=wanted, errors={"phone": problems[0].message})
+            return render(request, "sandbox_phone.html", status=422, **context)
+        return see_other(f"/sandbox-phone/{phone_digits(phone)}")
+    context = await _phone_view(request, user, FIRST_CUSTOMER)
+    if context["people"]:
+        return see_other(f"/sandbox-phone/{phone_digits(context['people'][0].phone)}")
+    return render(request, "sandbox_phone.html", wanted="", errors={}, **context)
+
+
+def _customer_phone(digits: str) -> str:
+    phone, problems = lenient_phone(digits)
+    if phone is None:
+        raise PageNotFound(problems[0].message, title="Not a phone number")
+    return phone
+
+
+@router.get("/sandbox-phone/{digits}")
+async def phone_page(digits: str, request: Request, user: SignedIn) -> Response:
+    context = await _phone_view(request, user, _customer_phone(digits))
+    return render(request, "sandbox_phone.html", wanted="", errors={}, **context)
+
+
+@router.get("/sandbox-phone/{digits}/thread")
+async def phone_thread(digits: str, request: Request, user: SignedIn) -> Response:
+    """The phone's chat alone, fetched every 2 s."""
+    context = await _phone_view(request, user, _customer_phone(digits))
+    return render(request, "_phone_thread.html", **context)
+
+
+@router.post("/sandbox-phone/{digits}/reply")
+async def reply(digits: str, request: Request, posted: PostedForm) -> Response:
+    phone = _customer_phone(digits)
+    channel = await _sandbox_channel(request, posted.user)
+    body: dict[str, Any] = {"phone": phone}
+    if posted.text("button_id"):
+        body["button_id"] = posted.text("button_id")
+        for name in ("button_title", "context"):
+            if posted.text(name):
+                body[name] = posted.text(name)
+    elif posted.text("payload"):
+        body["payload"] = posted.text("payload")
+        body["button_text"] = posted.text("button_title") or posted.text("payload")
+        if posted.text("context"):
+            body["context"] = posted.text("context")
+    else:
+        body["text"] = posted.text("text")
+    error = None
+    if "text" in body and not body["text"].strip():
+        error = "Type a message first."
+    else:
+        try:
+            answer = await SandboxCustomer(channel, dashboard_of(request).sandbox).reply(body)
+        except SandboxUnavailable:
+            answer = {"error": NOT_RUNNING}
+        error = answer.get("error")
+        if error is None and not answer.get("delivered"):
+            error = "Sent, but the gateway did not take the webhook yet; the sandbox retries."
+    if request.headers.get("hx-request"):
+        context = await _phone_view(request, posted.user, phone, error=error)
+        return render(request, "_phone_answer.html", **context)
+    if error:
+        context = await _phone_view(request, posted.user, phone, error=error)
+        return render(request, "sandbox_phone.html", status=422, wanted="", errors={}, **context)
+    return see_other(f"/sandbox-phone/{phone_digits(phone)}")

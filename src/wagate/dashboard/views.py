@@ -1,0 +1,150 @@
+"""Messages of every origin (the API's view, customers' inbound messages, the sandbox's record)
+as chat bubbles, the one shape the templates draw."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from wagate.dashboard import template_form
+from wagate.domain.templates import template_from_meta
+from wagate.domain.templates.shape import shape_of
+
+_TAPPED = {"button_reply", "list_reply", "button"}
+_CALL = re.compile(r"\+?[0-9]{6,16}")
+
+
+@dataclass(frozen=True, slots=True)
+class Bubble:
+    mine: bool  # drawn on the right, in green: the side of whoever is looking
+    body: str | None
+    at: Any  # ISO string, datetime or epoch seconds
+    header: str | None = None
+    footer: str | None = None
+    buttons: list[dict[str, str]] = field(default_factory=list)
+    status: str | None = None
+    note: str | None = None  # a line above the text: "Template …", "Tapped a button"
+    wamid: str | None = None
+    link: str | None = None
+
+
+def template_note(template: dict[str, Any] | None) -> str:
+    if not template:
+        return "Template message"
+    name = template.get("name") or template.get("template") or "?"
+    language = template.get("language")
+    if isinstance(language, dict):
+        language = language.get("code")
+    return f"Template {name}" + (f" ({language})" if language else "")
+
+
+def from_api_message(view: dict[str, Any], *, mine: bool = True) -> Bubble:
+    """An outbound message as `store.messages.message_view` shows it."""
+    note = None
+    body = view.get("message")
+    if view.get("type") == "template":
+        note = template_note(view.get("template"))
+        body = body or view.get("preview")
+    return Bubble(
+        mine=mine,
+        body=body,
+        at=view.get("created_at"),
+        header=view.get("header"),
+        footer=view.get("footer"),
+        buttons=list(view.get("buttons") or []),
+        status=view.get("status"),
+        note=note,
+        wamid=view.get("wamid"),
+        link=f"/messages/{view['id']}" if view.get("id") else None,
+    )
+
+
+def _inbound_text(kind: str | None, text: str | None) -> tuple[str | None, str | None]:
+    """(note, body) for a customer's message of Meta's `kind`."""
+    if kind in _TAPPED:
+        return "Tapped a button", text
+    if kind in (None, "text"):
+        return None, text
+    return f"Sent {'an' if kind[0] in 'aeiou' else 'a'} {kind}", text
+
+
+def from_inbound(item: dict[str, Any], *, mine: bool = False) -> Bubble:
+    """A customer's message, as `store.messages.conversation` lists it."""
+    note, body = _inbound_text(item.get("kind"), item.get("text"))
+    return Bubble(mine=mine, body=body, at=item.get("at"), note=note, wamid=item.get("wamid"))
+
+
+def from_thread(item: dict[str, Any]) -> Bubble:
+    """One entry of `store.messages.conversation`'s thread, seen by the business."""
+    if item.get("direction") == "inbound":
+        return from_inbound(item)
+    return from_api_message(item)
+
+
+def _tappable(button: dict[str, Any], *, template: bool) -> dict[str, str]:
+    """A button as the sandbox phone draws it: `tap` names the reply field a tap sends
+    (`button_id` for an interactive message, `payload` for a template's quick reply); a
+    template's link and call buttons (their id is the URL or the number) cannot be tapped."""
+    button_id, title = str(button.get("id", "")), str(button.get("title", ""))
+    if not template:
+        return {"id": button_id, "title": title, "tap": "button_id"}
+    if button_id.startswith(("http://", "https://")) or _CALL.fullmatch(button_id):
+        return {"id": button_id, "title": title, "tap": ""}
+    return {"id": button_id, "title": title, "tap": "payload"}
+
+
+def from_sandbox(item: dict[str, Any], sent: dict[str, Any] | None = None) -> Bubble:
+    """One entry of `Sandbox.messages`, seen by the customer (their own messages on the
+    right). `sent` is the gateway's stored content of the same message, when known: for a
+    template, it holds the text with its parameters filled in."""
+    customer = item.get("direction") == "inbound"
+    kind = item.get("type")
+    note = None
+    body, header, footer = item.get("text"), item.get("header"), item.get("footer")
+    buttons = list(item.get("buttons") or [])
+    if customer:
+        note, body = _inbound_text(kind, body)
+        buttons = []
+    elif kind == "template":
+        note = template_note(item.get("template"))
+        if sent:
+            body, header, footer = sent.get("body"), sent.get("header"), sent.get("footer")
+            buttons = list(sent.get("buttons") or [])
+    return Bubble(
+        mine=customer,
+        body=body,
+        at=item.get("timestamp"),
+        header=header,
+        footer=footer,
+        buttons=[_tappable(b, template=kind == "template") for b in buttons],
+        status=None if customer else item.get("status"),
+        note=note,
+        wamid=item.get("wamid"),
+    )
+
+
+def template_bubble(view: dict[str, Any]) -> Bubble:
+    """A synced template as WhatsApp shows it: filled with Meta's examples when it can be, else
+    with its placeholders."""
+    template = template_from_meta(view)
+    filled = template_form.preview(template)
+    if filled is not None:
+        return Bubble(
+            mine=True,
+            body=filled.body,
+            at=None,
+            header=filled.header,
+            footer=filled.footer,
+            buttons=[{"id": b.id, "title": b.title} for b in filled.buttons],
+        )
+    shape = shape_of(template)
+    return Bubble(
+        mine=True,
+        body=shape.body_text,
+        at=None,
+        header=shape.header_text
+        or (f"[{shape.header_format.lower()}]" if shape.header_format else None),
+        footer=shape.footer,
+        buttons=[{"id": str(b.index), "title": b.text} for b in shape.buttons],
+    )
