@@ -9,8 +9,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from wagate.api.body import read_fields
-from wagate.api.deps import AccountDep, Services, ServicesDep, bearer_token, get_services
-from wagate.api.messages import IDEMPOTENCY_KEY_HEADER, answer_accept, take_idempotency_header
+from wagate.api.deps import AccountDep, Services, ServicesDep, get_services
+from wagate.api.messages import (
+    answer_accept,
+    request_token,
+    send_openapi,
+    take_idempotency_header,
+)
 from wagate.api.schemas import (
     SendMessageAccepted,
     TemplateList,
@@ -20,7 +25,6 @@ from wagate.api.schemas import (
 from wagate.domain.errors import (
     FieldError,
     InvalidToken,
-    MissingToken,
     RateLimited,
     UpstreamError,
     ValidationFailed,
@@ -34,8 +38,6 @@ from wagate.template_sync import fetch_channels, store_synced
 
 router = APIRouter(prefix="/v1", tags=["templates"])
 
-_BODY_SCHEMA = {"$ref": "#/components/schemas/SendTemplateBody"}
-
 
 @router.post(
     "/messages/template",
@@ -43,27 +45,12 @@ _BODY_SCHEMA = {"$ref": "#/components/schemas/SendTemplateBody"}
     response_model=SendMessageAccepted,
     responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
     summary="Send an approved template, inside or outside the customer service window",
-    openapi_extra={
-        "parameters": [IDEMPOTENCY_KEY_HEADER],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _BODY_SCHEMA},
-                "application/x-www-form-urlencoded": {"schema": _BODY_SCHEMA},
-                "multipart/form-data": {"schema": _BODY_SCHEMA},
-            },
-        },
-    },
+    openapi_extra=send_openapi("SendTemplateBody"),
 )
 async def send_template(request: Request) -> JSONResponse:
     services = get_services(request)
     fields, form = await read_fields(request)
-    token = bearer_token(request)
-    if token is None:
-        body_token = fields.get("token")
-        token = body_token if isinstance(body_token, str) and body_token else None
-    if token is None:
-        raise MissingToken()
+    token = request_token(request, fields)
     send = await _checked(services, token, fields, form, request)
     # The same path as POST /v1/messages (idempotency included): one group-committed
     # transaction; a template needs no open window.
