@@ -25,6 +25,7 @@ from common import (
     cpu_seconds,
     free_port,
     machine,
+    machine_cpu_seconds,
     open_windows,
     phones,
     post_messages,
@@ -35,6 +36,7 @@ from common import (
     scalar,
     standalone_sandbox,
     table,
+    user_cpu_seconds,
     wagate,
     wagate_env,
     workdir,
@@ -87,7 +89,8 @@ def main() -> None:
             "queued at (API)",
             "delivered (sandbox, first->last)",
             "until outbox empty",
-            "CPU: api / workers / sandbox",
+            "CPU (of one core): api / workers / sandbox / PostgreSQL",
+            "machine busy (all cores)",
         ),
     )
 
@@ -158,6 +161,7 @@ def measure(
     procs = [wagate("worker", env) for _ in range(workers)]
     with running(*procs):
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in (api, sandbox, *procs)}
+        pg0, (busy0, all0) = postgres_cpu_seconds(), machine_cpu_seconds()
         started = time.monotonic()
         deadline = started + 120 + 5 * queued / args.mps
         left = queued
@@ -170,6 +174,9 @@ def measure(
             time.sleep(0.25)
         drained = time.monotonic() - started
         cpu = {pid: (cpu_seconds(pid) - c) / drained for pid, c in cpu0.items()}
+        pg_cpu = (postgres_cpu_seconds() - pg0) / drained
+        busy1, all1 = machine_cpu_seconds()
+        machine_busy = (busy1 - busy0) / max(0.001, all1 - all0)
     sends = sandbox_sends(sandbox_url)[already:]
     ok = sorted(t for t, status, _ in sends if status == 200)
     errors = len(sends) - len(ok)
@@ -182,8 +189,17 @@ def measure(
         f"{queued / post_seconds:,.0f}/s",
         f"{rate:,.0f}/s ({len(ok):,} in {span:.1f} s, {errors} errors)",
         f"{drained:.1f} s" + ("" if left == 0 else f" ({left} LEFT)"),
-        f"{cpu[api.pid]:.0%} / {worker_cpu} / {cpu[sandbox.pid]:.0%}",
+        f"{cpu[api.pid]:.0%} / {worker_cpu} / {cpu[sandbox.pid]:.0%} / {pg_cpu:.0%}",
+        f"{machine_busy:.0%}",
     )
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of the PostgreSQL server's processes (0 when they are not on this machine)."""
+    try:
+        return user_cpu_seconds("postgres")
+    except KeyError:  # no such user here: a remote server
+        return 0.0
 
 
 if __name__ == "__main__":

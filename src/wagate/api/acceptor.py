@@ -47,6 +47,14 @@ class Acceptor:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_purge = 0.0
+        # On SQLite every writer of the process queues for one lock (store/db.py), first come
+        # first served: with one batch at a time, a batch waits behind the dispatcher's and the
+        # webhooks' transactions and the next cannot even queue. Two batches in line take turns
+        # with them instead; they still commit one after the other, in order. (On PostgreSQL
+        # batches would commit concurrently and a lane's later message could become visible
+        # before an earlier one: one at a time there.)
+        self._in_line = 2 if engine.dialect.name == "sqlite" else 1
+        self._committing: set[asyncio.Task[None]] = set()
 
     async def accept(self, item: AcceptRequest) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -62,6 +70,8 @@ class Acceptor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._committing:
+            await asyncio.gather(*self._committing, return_exceptions=True)
         for _, future in self._pending:
             if not future.done():
                 future.set_result(ServiceUnavailable("The server is shutting down."))
@@ -72,9 +82,15 @@ class Acceptor:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
+                if len(self._committing) >= self._in_line:
+                    await asyncio.wait(self._committing, return_when=asyncio.FIRST_COMPLETED)
+                    continue  # more may have arrived meanwhile: take them all
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                await self._commit(batch)
+                task = asyncio.create_task(self._commit(batch), name="wagate-accept-batch")
+                self._committing.add(task)
+                task.add_done_callback(self._committing.discard)
+                await asyncio.sleep(0)  # let it queue for the write lock before the next one
 
     async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
         loop_time = asyncio.get_running_loop().time()

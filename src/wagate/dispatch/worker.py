@@ -90,6 +90,7 @@ class Dispatcher:
         self._channels: dict[str, tuple[float, Channel]] = {}
         self._rng = random.Random()
         self._stopping = False
+        self._claim_limit = 1  # what the last claim asked for
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -133,11 +134,11 @@ class Dispatcher:
                 log.exception("dispatcher cycle failed; retrying shortly")
                 await asyncio.sleep(1.0)
                 claimed = 0
-            if claimed == 0:
-                # Nothing was claimable. A wake-up (a new message, a finished send) may change
-                # that, but under load they come hundreds of times a second, and each claim is a
-                # write transaction that accepts would queue behind: try at most every
-                # IDLE_CLAIM_INTERVAL.
+            if claimed < self._claim_limit:
+                # Nothing (more) was claimable: this claim took all that was due. A wake-up (a
+                # new message, a finished send) may change that, but under load they come
+                # hundreds of times a second, and each claim is a write transaction that
+                # accepts would queue behind: try at most every IDLE_CLAIM_INTERVAL.
                 self._wake.clear()
                 await asyncio.sleep(IDLE_CLAIM_INTERVAL)
                 with contextlib.suppress(TimeoutError):
@@ -155,13 +156,14 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
+        self._claim_limit = min(free, self.settings.dispatch_batch)
         async with write_tx(self.engine) as conn:
             claims = await outbox_store.claim(
                 conn,
                 owner=self.owner,
                 now=self.clock.now(),
                 lease=timedelta(seconds=self.settings.lease_seconds),
-                limit=min(free, self.settings.dispatch_batch),
+                limit=self._claim_limit,
             )
         lease_ends = time.monotonic() + self.settings.lease_seconds
         for claim in claims:

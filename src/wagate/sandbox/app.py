@@ -100,6 +100,36 @@ async def _json_body(request: Request) -> object:
         ) from None
 
 
+async def answer_send(
+    sandbox: Sandbox,
+    version: str,
+    phone_number_id: str,
+    token: str | None,
+    body: bytes,
+    *,
+    client_gone: Callable[[], Awaitable[None]],
+) -> Response:
+    """`POST /graph/{version}/{phone_number_id}/messages` (also called by the embedding
+    gateway's shortcut, `wagate.sandbox.fastpath`)."""
+    if sandbox.closed:
+        return _graph_error(graph.service_unavailable())
+    sandbox.ensure_started()  # mounted apps get no lifespan events
+    sandbox.send_requests += 1
+    try:
+        sandbox.check_graph(version, f"/{phone_number_id}/messages", token)
+        if phone_number_id != sandbox.config.phone_number_id:
+            raise graph.unknown_object(phone_number_id)
+        answer = await sandbox.send(body, phone_number_id, client_gone=client_gone)
+    except graph.GraphError as exc:
+        sandbox.state.bump("rejected")
+        return _graph_error(exc)
+    except InjectedHttpError as exc:
+        return Response(exc.body, status_code=exc.status, headers=exc.headers)
+    except InjectedDrop:
+        return DroppedConnection()
+    return JSONResponse(answer)
+
+
 def create_sandbox_app(
     config: SandboxConfig, *, webhook_client: httpx.AsyncClient | None = None
 ) -> FastAPI:
@@ -170,22 +200,14 @@ def create_sandbox_app(
 
     @app.post("/graph/{version}/{phone_number_id}/messages")
     async def send_message(version: str, phone_number_id: str, request: Request) -> Response:
-        sandbox.send_requests += 1
-        try:
-            sandbox.check_graph(version, f"/{phone_number_id}/messages", _token(request))
-            if phone_number_id != config.phone_number_id:
-                raise graph.unknown_object(phone_number_id)
-            answer = await sandbox.send(
-                await request.body(), phone_number_id, client_gone=_client_gone(request)
-            )
-        except graph.GraphError as exc:
-            sandbox.state.bump("rejected")
-            return _graph_error(exc)
-        except InjectedHttpError as exc:
-            return Response(exc.body, status_code=exc.status, headers=exc.headers)
-        except InjectedDrop:
-            return DroppedConnection()
-        return JSONResponse(answer)
+        return await answer_send(
+            sandbox,
+            version,
+            phone_number_id,
+            _token(request),
+            await request.body(),
+            client_gone=_client_gone(request),
+        )
 
     @app.get("/graph/{version}/{object_id}")
     async def graph_object(version: str, object_id: str, request: Request) -> JSONResponse:
@@ -217,8 +239,9 @@ def create_sandbox_app(
             raise graph.unknown_object(waba_id, "get")
         limit_arg = request.query_params.get("limit", "25")
         limit = int(limit_arg) if limit_arg.isdigit() and int(limit_arg) > 0 else 25
-        base = str(request.url.remove_query_params(["after", "limit"]))
-        return JSONResponse(template_page(base, request.query_params.get("after"), limit))
+        base = str(request.url.remove_query_params(["after", "limit", "fields"]))
+        after, fields = request.query_params.get("after"), request.query_params.get("fields")
+        return JSONResponse(template_page(base, after, limit, fields))
 
     # --- the simulated customer and the counters ---------------------------------------------
 
