@@ -1,7 +1,9 @@
-"""Getting a server ready: migrations, and the sandbox's account, channel and first token."""
+"""Getting a server ready: migrations, the sandbox's account, channel and first token, and the
+dashboard's first admin."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -13,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
+from wagate.store import users as user_store
 from wagate.store.db import write_tx
 
 if TYPE_CHECKING:
     from wagate.sandbox import SandboxConfig
 
 SANDBOX_ACCOUNT = "sandbox"
+FIRST_ADMIN_EMAIL = "admin@localhost"
 
 
 @dataclass(frozen=True)
@@ -122,3 +126,36 @@ async def ensure_sandbox(settings: Settings, engine: AsyncEngine, clock: Clock) 
                 conn, account_id=account["id"], name="sandbox", now=now
             )
     return SandboxReady(identity, graph_url, SANDBOX_ACCOUNT, new_token)
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    email: str
+    password: str  # shown once, never stored
+
+
+async def ensure_first_admin(
+    engine: AsyncEngine, clock: Clock, *, account_name: str
+) -> FirstAdmin | None:
+    """On the very first start (no dashboard users at all), an admin of `account_name` with a
+    generated password; None when there are users already (or no such account)."""
+    async with engine.connect() as conn:
+        if await user_store.count_users(conn):
+            return None
+    password = secrets.token_urlsafe(12)
+    password_hash = await asyncio.to_thread(user_store.hash_password, password)
+    async with write_tx(engine) as conn:
+        if await user_store.count_users(conn):
+            return None
+        account = await account_store.find_account(conn, name=account_name)
+        if account is None:
+            return None
+        await user_store.create_user(
+            conn,
+            account_id=account["id"],
+            email=FIRST_ADMIN_EMAIL,
+            password_hash=password_hash,
+            is_admin=True,
+            now=clock.now(),
+        )
+    return FirstAdmin(FIRST_ADMIN_EMAIL, password)

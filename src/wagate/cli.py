@@ -14,9 +14,9 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wagate import cli_send
+from wagate import cli_send, cli_templates
 from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
 from wagate.config import Settings
@@ -38,7 +38,10 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(channels_app, name="channels")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
+users_app = typer.Typer(help="Dashboard users (argon2 password hashes).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 cli_send.register(app)
+cli_templates.register(app)
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -73,6 +76,13 @@ def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         raise AssertionError from exc  # unreachable
 
 
+async def _account_id(conn: AsyncConnection, name: str | None) -> str | None:
+    """The id of the account named `name`, or None (all accounts) when no name is given."""
+    if name is None:
+        return None
+    return str((await account_store.require_account(conn, name=name))["id"])
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat().replace("+00:00", "Z") if hasattr(value, "isoformat") else value
 
@@ -91,7 +101,12 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     import uvicorn
 
     from wagate.api.app import create_app
-    from wagate.bootstrap import SandboxIdentity, ensure_sandbox, sandbox_wanted
+    from wagate.bootstrap import (
+        SandboxIdentity,
+        ensure_first_admin,
+        ensure_sandbox,
+        sandbox_wanted,
+    )
 
     settings = Settings(host=host, port=port)
     url = settings.resolved_database_url
@@ -124,15 +139,21 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )
-        cloud_http = httpx.AsyncClient(
+        from wagate.sandbox.fastpath import GraphSendFastPath, InProcessClient
+
+        # Sends skip the gateway's and the sandbox's FastAPI stacks (most of a send's CPU).
+        cloud_http = InProcessClient(
+            settings.local_url,
+            httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-            mounts={settings.local_url: in_process},
         )
 
     async def announce() -> None:
         console.print(f"[bold]wagate[/bold] listening on {settings.local_url}")
         console.print(f"  storage: {_safe_url(url)}")
+        console.print(f"  dashboard: {settings.local_url}/")
         if not use_sandbox:
+            await _hint_first_user(engine)
             return
         ready = await ensure_sandbox(settings, engine, clock)
         console.print("  sandbox: on (a simulator of Meta's Cloud API; no Meta account needed)")
@@ -145,8 +166,16 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
                 "\n  Make a new API token with: "
                 f"wagate tokens create --account {ready.account_name}"
             )
+        admin = await ensure_first_admin(engine, clock, account_name=ready.account_name)
+        if admin is not None:
+            console.print(
+                f"\n  Sign in to the dashboard at {settings.local_url}/ as [bold]{admin.email}[/]"
+                f"\n  with this password (shown once): [bold green]{admin.password}[/]"
+            )
         console.print(
-            "\n  Next: open the window by replying as a customer, then send:\n"
+            f"\n  In the browser: the sandbox phone at {settings.local_url}/sandbox-phone plays"
+            " the customer.\n  Or from a shell, open the window by replying as a customer, then"
+            " send:\n"
             "    wagate sandbox reply --phone +14155552671 --text hello\n"
             f"    curl -s {settings.local_url}/v1/messages -H 'Authorization: Bearer <token>' \\\n"
             "      -H 'Content-Type: application/json' \\\n"
@@ -178,6 +207,18 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         )
     else:
         _run_loop(_worker_forever(settings, url))
+
+
+async def _hint_first_user(engine: AsyncEngine) -> None:
+    from wagate.store import users as user_store
+
+    async with engine.connect() as conn:
+        if await user_store.count_users(conn):
+            return
+    console.print(
+        "  No dashboard users yet; add one with:\n"
+        "    wagate users create --account NAME --email you@example.com --admin"
+    )
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -292,11 +333,57 @@ def accounts_create(
 @accounts_app.command("list")
 def accounts_list(as_json: JsonOpt = False) -> None:
     """List accounts."""
-    rows = _db(account_store.list_accounts)
+    # The callback secret is shown only by set-callback.
+    rows = [
+        {k: v for k, v in r.items() if k != "callback_secret"}
+        for r in _db(account_store.list_accounts)
+    ]
     table = Table("id", "name", "created")
     for r in rows:
         table.add_row(r["id"], r["name"], _iso(r["created_at"]))
     _emit(rows, as_json, table)
+
+
+@accounts_app.command("set-callback")
+def accounts_set_callback(
+    account: Annotated[str, typer.Option(help="Account name")],
+    url: Annotated[
+        str | None, typer.Option(help="Where to POST message.status and message.inbound events")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop callbacks")] = False,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Replace the signing secret")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the account's callback URL; prints the secret that signs every callback."""
+    from wagate.domain.callbacks import SIGNATURE_HEADER, callback_url_problem
+    from wagate.store import callback_log
+
+    if url is not None and clear:
+        _fail("give --url or --clear, not both")
+    if url is None and not clear and not rotate_secret:
+        _fail("give --url URL, --clear or --rotate-secret")
+    if url is not None and (problem := callback_url_problem(url, "--url")) is not None:
+        _fail(problem.message)
+
+    async def work(conn: AsyncConnection) -> callback_log.CallbackSettings:
+        acc = await account_store.require_account(conn, name=account)
+        new_url = None if clear else url if url is not None else acc["callback_url"]
+        return await callback_log.set_callback(
+            conn, account_id=acc["id"], url=new_url, rotate_secret=rotate_secret
+        )
+
+    saved = _db(work)
+    data = {"account": account, **saved.as_dict(), "signature_header": SIGNATURE_HEADER}
+    if as_json:
+        _emit(data, True)
+    elif saved.callback_url is None:
+        console.print(f"callbacks for {account} are off")
+    else:
+        console.print(f"{account} callbacks go to {saved.callback_url}")
+        console.print(f"verify {SIGNATURE_HEADER} with this secret (keep it safe):")
+        console.print(saved.callback_secret or "", style="bold green", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- channels
@@ -361,10 +448,7 @@ def channels_list(
     """List channels (secrets are never shown)."""
 
     async def work(conn: AsyncConnection) -> list[account_store.Channel]:
-        account_id = None
-        if account is not None:
-            account_id = (await account_store.require_account(conn, name=account))["id"]
-        return await account_store.list_channels(conn, account_id=account_id)
+        return await account_store.list_channels(conn, account_id=await _account_id(conn, account))
 
     channels = _db(work)
     table = Table("id", "phone number id", "waba id", "mps", "default", "sandbox")
@@ -416,10 +500,7 @@ def tokens_list(
     """List tokens (their prefixes; the tokens themselves are never stored)."""
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
-        account_id = None
-        if account is not None:
-            account_id = (await account_store.require_account(conn, name=account))["id"]
-        return await account_store.list_tokens(conn, account_id=account_id)
+        return await account_store.list_tokens(conn, account_id=await _account_id(conn, account))
 
     rows = [{k: v for k, v in r.items() if k != "token_hash"} for r in _db(work)]
     table = Table("id", "name", "prefix", "created", "last used", "revoked")
@@ -454,6 +535,121 @@ def tokens_revoke(
         _fail(f"no live token {token_id!r}")
     if not as_json:
         console.print(f"revoked {token_id}")
+
+
+# ---------------------------------------------------------------- dashboard users
+
+
+def _password_or_new(password: str | None) -> tuple[str, bool]:
+    """The password given (checked), or a generated one; and whether it was generated."""
+    from wagate.dashboard.rules import password_problem
+
+    if password is None:
+        import secrets
+
+        return secrets.token_urlsafe(12), True
+    problem = password_problem(password)
+    if problem:
+        _fail(f"--password: {problem}")
+    return password, False
+
+
+@users_app.command("create")
+def users_create(
+    account: Annotated[str, typer.Option(help="Account name: the user sees only its data")],
+    email: Annotated[str, typer.Option(help="Signs in with this")],
+    password: Annotated[
+        str | None, typer.Option(help="Default: a generated one, printed once")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="May add users in the dashboard")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a dashboard user."""
+    from wagate.dashboard.rules import email_problem
+    from wagate.store import users as user_store
+
+    problem = email_problem(email)
+    if problem:
+        _fail(f"--email: {problem}")
+    secret, generated = _password_or_new(password)
+    password_hash = user_store.hash_password(secret)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        acc = await account_store.require_account(conn, name=account)
+        return await user_store.create_user(
+            conn,
+            account_id=acc["id"],
+            email=email,
+            password_hash=password_hash,
+            is_admin=admin,
+            now=SystemClock().now(),
+        )
+
+    row = _db(work) | {"account": account}
+    if generated:
+        row["password"] = secret
+    if as_json:
+        _emit(row, True)
+        return
+    console.print(f"created {'admin' if admin else 'user'} {row['email']} in {account}")
+    if generated:
+        console.print("password (shown once, keep it safe):")
+        console.print(secret, style="bold green", soft_wrap=True)
+
+
+@users_app.command("list")
+def users_list(
+    account: Annotated[str | None, typer.Option(help="Account name")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List dashboard users (never their passwords)."""
+    from wagate.store import users as user_store
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        return await user_store.list_users(conn, account_id=await _account_id(conn, account))
+
+    rows = _db(work)
+    table = Table("email", "account", "admin", "created", "last sign-in")
+    for r in rows:
+        table.add_row(
+            r["email"],
+            r["account"],
+            str(r["is_admin"]),
+            _iso(r["created_at"]),
+            _iso(r["last_sign_in_at"]) or "-",
+        )
+    _emit(rows, as_json, table)
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Option(help="The user's email")],
+    password: Annotated[
+        str | None, typer.Option(help="Default: a generated one, printed once")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a user a new password; lifts a sign-in block and signs them out everywhere."""
+    from wagate.store import users as user_store
+
+    secret, generated = _password_or_new(password)
+    password_hash = user_store.hash_password(secret)
+
+    async def work(conn: AsyncConnection) -> bool:
+        return await user_store.set_password(conn, email=email, password_hash=password_hash)
+
+    if not _db(work):
+        _fail(f"no user with email {email!r}")
+    data: dict[str, Any] = {"email": user_store.normalize_email(email), "changed": True}
+    if generated:
+        data["password"] = secret
+    if as_json:
+        _emit(data, True)
+    elif generated:
+        console.print(f"new password for {data['email']} (shown once):")
+        console.print(secret, style="bold green", soft_wrap=True)
+    else:
+        console.print(f"password changed for {data['email']}")
 
 
 # ---------------------------------------------------------------- sandbox

@@ -12,17 +12,18 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
+from wagate.api import callbacks, conversations, health, messages, templates, webhooks
 from wagate.api import channels as channels_api
-from wagate.api import conversations, health, messages, webhooks
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
-from wagate.api.schemas import ErrorResponse, SendMessageBody
+from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
 from wagate.config import Settings
+from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
 
 
@@ -50,6 +51,7 @@ def create_app(
             engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)
         )
         app.state.dispatcher = dispatcher
+        app.state.cloud_http = http  # template syncs reach Meta (or the sandbox) through it
         if on_startup is not None:
             await on_startup()
         if run_dispatcher:
@@ -80,12 +82,15 @@ def create_app(
     install_error_handlers(app)
     app.include_router(messages.router)
     app.include_router(conversations.router)
+    app.include_router(templates.router)
+    app.include_router(callbacks.router)
     app.include_router(channels_api.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))
     if sandbox is not None:
         app.mount("/sandbox", sandbox)
+    install_dashboard(app, services, sandbox=sandbox)
     _document_errors(app)
     return app
 
@@ -113,7 +118,7 @@ def _document_errors(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         # The send endpoint reads its body itself (JSON or form); its schema is added by hand.
-        for model in (ErrorResponse, SendMessageBody):
+        for model in (ErrorResponse, SendMessageBody, SendTemplateBody):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)
