@@ -3,17 +3,22 @@ business numbers and recipients."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.clock import SystemClock
 from wagate.domain.messages import parse_send_request
-from wagate.domain.models import InboundMessage
+from wagate.domain.models import InboundMessage, Status
 from wagate.store import accounts as account_store
 from wagate.store.accepts import AcceptRequest, accept_batch
 from wagate.store.db import make_async_engine, migrate, write_tx
-from wagate.store.outbox import claim
-from wagate.store.statuses import record_inbound
+from wagate.store.outbox import Sent, claim, record_outcomes
+from wagate.store.statuses import Report, apply_reports, record_inbound
+from wagate.store.tables import messages, pending_statuses
 
 PHONES = ["+14155552671", "+919876543210", "+447911123456"]
 
@@ -79,6 +84,26 @@ async def test_claims_take_lane_heads_only(database_url: str, tmp_path: Path) ->
         await engine.dispose()
 
 
+async def _one_queued_message(engine: AsyncEngine, now: datetime) -> str:
+    """An account with one channel, a customer whose window is open, and one message to them."""
+    async with write_tx(engine) as conn:
+        account = await account_store.create_account(conn, name="a", now=now)
+        channel = await account_store.add_channel(
+            conn, account_id=account["id"], phone_number_id="1", waba_id="w",
+            access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+            mps=80, now=now,
+        )  # fmt: skip
+        token, _ = await account_store.create_token(
+            conn, account_id=account["id"], name="t", now=now
+        )
+        inbound = InboundMessage("1", PHONES[0][1:], "w.1", now, "text")
+        await record_inbound(conn, channel=channel, message=inbound, now=now)
+        request = parse_send_request({"phone": PHONES[0], "message": "due now"})
+        [accepted] = await accept_batch(conn, [AcceptRequest(token, request)], now=now)
+    assert isinstance(accepted, dict)
+    return str(accepted["id"])
+
+
 async def test_a_message_due_at_a_whole_second_is_claimed_at_that_second(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -89,30 +114,53 @@ async def test_a_message_due_at_a_whole_second_is_claimed_at_that_second(
     engine = make_async_engine(database_url)
     now = SystemClock().now().replace(microsecond=0)
     try:
-        async with write_tx(engine) as conn:
-            account = await account_store.create_account(conn, name="a", now=now)
-            channel = await account_store.add_channel(
-                conn, account_id=account["id"], phone_number_id="1", waba_id="w",
-                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
-                mps=80, now=now,
-            )  # fmt: skip
-            token, _ = await account_store.create_token(
-                conn, account_id=account["id"], name="t", now=now
-            )
-            inbound = InboundMessage("1", PHONES[0][1:], "w.1", now, "text")
-            await record_inbound(conn, channel=channel, message=inbound, now=now)
-            request = parse_send_request({"phone": PHONES[0], "message": "due now"})
-            [accepted] = await accept_batch(conn, [AcceptRequest(token, request)], now=now)
-        assert isinstance(accepted, dict)
+        message_id = await _one_queued_message(engine, now)
         lease = timedelta(seconds=30)
         async with write_tx(engine) as conn:
             [claimed] = await claim(conn, owner="a", now=now, lease=lease, limit=10)
-        assert claimed.message_id == accepted["id"]
+        assert claimed.message_id == message_id
         async with write_tx(engine) as conn:  # the lease holds up to its last instant
             assert await claim(conn, owner="b", now=now + lease, lease=lease, limit=10) == []
         async with write_tx(engine) as conn:
             later = now + lease + timedelta(seconds=1)
             [again] = await claim(conn, owner="b", now=later, lease=lease, limit=10)
         assert again.attempts == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_status_report_racing_the_sends_own_commit_is_applied(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Meta's "sent" webhook can arrive while the transaction recording the send's wamid is
+    still open. It must neither be lost in between (parked after the send's transaction looked
+    for parked reports) nor applied twice: the message ends up `sent`, nothing stays parked."""
+    migrate(database_url)
+    engine = make_async_engine(database_url)
+    now = SystemClock().now()
+    try:
+        message_id = await _one_queued_message(engine, now)
+        async with write_tx(engine) as conn:
+            await claim(conn, owner="a", now=now, lease=timedelta(seconds=30), limit=10)
+
+        async def webhook() -> None:
+            async with write_tx(engine) as conn:
+                await apply_reports(conn, [Report("wamid.race", Status.SENT, now)], now=now)
+
+        async with write_tx(engine) as conn:
+            await record_outcomes(
+                conn, owner="a", outcomes=[Sent(message_id, "wamid.race")], now=now
+            )
+            racing = asyncio.create_task(webhook())
+            await asyncio.sleep(0.3)  # the webhook's transaction runs while ours is open
+        await asyncio.wait_for(racing, timeout=10)
+        async with engine.connect() as conn:
+            status = (
+                await conn.execute(select(messages.c.status).where(messages.c.id == message_id))
+            ).scalar_one()
+            parked = (
+                await conn.execute(select(func.count()).select_from(pending_statuses))
+            ).scalar_one()
+        assert (status, parked) == ("sent", 0)
     finally:
         await engine.dispose()

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
-from wagate.store.statuses import StatusChange, apply_parked
+from wagate.store.statuses import StatusChange, apply_parked, lock_wamids
 from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
 
 # The same claim on both dialects; PostgreSQL adds SKIP LOCKED so that concurrent workers pass
@@ -214,6 +214,9 @@ async def record_outcomes(
     retries = [o for o in outcomes if isinstance(o, Retry)]
     recorded: set[str] = set()
 
+    # Before anything else, so that a status webhook for these wamids either committed its
+    # parked reports before us (apply_parked below sees them) or waits and then sees the wamids.
+    await lock_wamids(conn, [o.wamid for o in sent])
     ours = await _release(conn, owner, [o.message_id for o in sent])
     sent = [o for o in sent if o.message_id in ours]
     if sent:

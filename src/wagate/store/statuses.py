@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -137,6 +137,28 @@ def _errors_from_json(raw: Any) -> tuple[MetaError, ...]:
 _CHUNK = 500
 
 
+# Namespace of the PostgreSQL advisory locks taken on wamids (see `lock_wamids`).
+_WAMID_LOCK_SPACE = 0x77616D69
+# In key order, so that two transactions locking overlapping sets cannot deadlock.
+_LOCK_WAMIDS = text(
+    "SELECT pg_advisory_xact_lock(CAST(:space AS integer), k) FROM (SELECT DISTINCT "
+    "hashtext(w) AS k FROM unnest(CAST(:wamids AS text[])) AS w ORDER BY k) AS keys"
+)
+
+
+async def lock_wamids(conn: AsyncConnection, wamids: Sequence[str]) -> None:
+    """Serialise, per wamid, the transaction that records a send's wamid and those that apply
+    Meta's reports on it (PostgreSQL; SQLite serialises all writers anyway).
+
+    Without it the two can overlap under READ COMMITTED: the webhook's transaction does not see
+    the uncommitted wamid and parks its report, while the send's transaction does not see the
+    uncommitted parked report and finds nothing to apply, so the report stays parked and the
+    message never moves past `accepted`. With it, whichever comes second waits for the first to
+    commit and then sees what it wrote."""
+    if wamids and conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_WAMIDS, {"space": _WAMID_LOCK_SPACE, "wamids": sorted(wamids)})
+
+
 async def apply_reports(
     conn: AsyncConnection, reports: Sequence[Report], *, now: datetime
 ) -> list[StatusChange]:
@@ -150,6 +172,7 @@ async def apply_reports(
     if not reports:
         return []
     wamids = list({r.wamid for r in reports})
+    await lock_wamids(conn, wamids)
     known: dict[str, tuple[str, Status]] = {}
     for i in range(0, len(wamids), _CHUNK):
         rows = await conn.execute(
