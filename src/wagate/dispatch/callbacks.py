@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate import __version__, metrics
 from wagate.clock import Clock
 from wagate.config import Settings
+from wagate.dispatch.drain import drain
 from wagate.domain.callbacks import SIGNATURE_HEADER, RetryPolicy, next_attempt_at, sign
 from wagate.ids import new_id
 from wagate.store import callbacks as callback_store
@@ -173,14 +174,7 @@ class CallbackSender:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Run until no lane head is due (for tests and the CLI)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            claimed = await self.run_once()
-            if self._inflight:
-                await asyncio.wait(self._inflight, timeout=max(0.0, deadline - loop.time()))
-            elif claimed == 0:
-                return
+        await drain(self.run_once, self._inflight, timeout)
 
     # ------------------------------------------------------------------ one event
 

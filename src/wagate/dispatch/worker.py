@@ -28,6 +28,7 @@ from wagate.cloud.client import CloudApiError, CloudClient
 from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
+from wagate.dispatch.drain import drain
 from wagate.dispatch.pacing import Pacer, make_pacer
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
@@ -180,14 +181,7 @@ class Dispatcher:
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Run until the outbox has nothing due (for tests and the CLI)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            claimed = await self.run_once()
-            if self._inflight:
-                await asyncio.wait(self._inflight, timeout=max(0.0, deadline - loop.time()))
-            elif claimed == 0:
-                return
+        await drain(self.run_once, self._inflight, timeout)
 
     # ------------------------------------------------------------------ one message
 
