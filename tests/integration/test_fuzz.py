@@ -3,63 +3,31 @@ objects, forms and raw bytes against a live gateway (SQLite, sandbox)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.harness import Harness, running_gateway
+from tests.support.fuzzing import FUZZ, Runner, check_answer, live_gateway, text
+from tests.support.fuzzing import json_values as fuzz_json
+from tests.support.harness import Harness
 
-T = TypeVar("T")
 CUSTOMER = "+14155552671"
-DOCUMENTED = {202, 400, 401, 409, 413, 415, 422, 429}
-
-Runner = Callable[[Coroutine[Any, Any, T]], T]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, Runner[Any]]]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    async def prepare(gateway: Harness) -> None:
+        await gateway.reply(CUSTOMER, text="hello")
 
-    def run(coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
-
-    tmp: Path = tmp_path_factory.mktemp("fuzz")
-    context = running_gateway(f"sqlite+aiosqlite:///{tmp / 'fuzz.db'}", tmp / "data")
-    gateway = run(context.__aenter__())
-    run(gateway.reply(CUSTOMER, text="hello"))
-    try:
-        yield gateway, run
-    finally:
-        run(context.__aexit__(None, None, None))
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
+    with live_gateway(tmp_path_factory.mktemp("fuzz"), prepare) as running:
+        yield running
 
 
-def text(max_size: int) -> st.SearchStrategy[str]:
-    # Any character a UTF-8 JSON body can carry (lone surrogates cannot be sent at all).
-    return st.text(st.characters(codec="utf-8"), max_size=max_size)
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | text(50),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(text(10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = fuzz_json(50)
 fields = st.sampled_from(
     ["phone", "message", "header", "footer", "buttons", "preview_url", "reply_to", "metadata",
      "channel", "token", "idempotency_key"]
@@ -82,20 +50,7 @@ plausible = st.fixed_dictionaries(
 )
 
 
-def check(response: Any) -> None:
-    assert response.status_code in DOCUMENTED, (response.status_code, response.text)
-    body = response.json()
-    if response.status_code == 202:
-        assert body["success"] is True and body["id"].startswith("msg_")
-    else:
-        assert body["success"] is False
-        assert isinstance(body["error"]["code"], str)
-        assert isinstance(body["error"]["errors"], list)
-
-
-FUZZ = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+check = check_answer
 
 
 @FUZZ
