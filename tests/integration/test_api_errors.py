@@ -312,3 +312,29 @@ async def test_storage_failure_is_a_503_and_nothing_is_accepted(gateway: Harness
     async with write_tx(gateway.engine) as conn:
         await conn.execute(text("ALTER TABLE outbox_gone RENAME TO outbox"))
     assert await _count_messages(gateway) == 0  # the message row was rolled back with it
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/messages/msg_%00", "path"),
+        ("/v1/messages?cursor=%00", "cursor"),
+        ("/v1/messages?phone=%2B1415%00", "phone"),
+        ("/v1/conversations/%2B14155552671%00", "path"),
+        ("/v1/templates?name=order%00", "name"),
+        ("/v1/templates?channel=%00", "channel"),
+        ("/v1/callbacks/evt_%00", "path"),
+        ("/v1/callbacks?status=failed&cursor=%00", "cursor"),
+    ],
+)
+async def test_a_nul_character_in_a_path_or_query_is_bad_input(
+    gateway: Harness, path: str, field: str
+) -> None:
+    """PostgreSQL refuses NUL in any string: it must be a 422 naming the parameter, not a
+    storage error asking the client to retry."""
+    error = assert_error(await gateway.client.get(path, headers=gateway.auth), 422, "invalid_field")
+    assert error["field"] == field
+    assert "NUL" in error["message"]
+    # A literal "%00" in a value is not a NUL character.
+    fine = await gateway.client.get("/v1/templates?name=100%2500", headers=gateway.auth)
+    assert fine.status_code == 200

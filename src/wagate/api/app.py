@@ -19,6 +19,7 @@ from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
+from wagate.api.nul import RejectNul
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
@@ -78,6 +79,7 @@ def create_app(
     )
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
+    app.add_middleware(RejectNul)
     app.add_middleware(ApiRequestMetrics)
     install_error_handlers(app)
     app.include_router(messages.router)
