@@ -385,3 +385,13 @@ async def _count_page_queries(gateway: Harness, message_id: str) -> None:
                 answer = await browser.get(page)
             assert answer.status_code == 200, page
             assert len(queries) <= 6, (page, queries)
+
+
+async def test_a_nul_character_in_an_address_is_a_bad_address_page(gateway: Harness) -> None:
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    async with signed_in(gateway) as (browser, _):
+        for path in ("/messages/msg_%00", "/channels/ch_%00/edit", "/messages?phone=%00"):
+            page = await browser.get(path)
+            assert page.status_code == 422, path
+            assert page.headers["content-type"].startswith("text/html")
+            assert "Something is wrong with this address" in page.text

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,7 +19,7 @@ from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
-from wagate.api.nul import RejectNul
+from wagate.api.nul import reject_nul
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
@@ -76,10 +76,10 @@ def create_app(
         # We export our own Prometheus metrics; FastAPI's OpenTelemetry hooks would cost a
         # fifth of a send's CPU checking whether a tracer is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        dependencies=[Depends(reject_nul)],
     )
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
-    app.add_middleware(RejectNul)
     app.add_middleware(ApiRequestMetrics)
     install_error_handlers(app)
     app.include_router(messages.router)

@@ -1,33 +1,25 @@
-"""Refuse a NUL character in an API request's path or query before it reaches storage.
+"""Refuse a NUL character in a request's path or query before it reaches storage.
 
 No id, phone or filter can hold one, and PostgreSQL refuses it in any string it is given, which
-would otherwise surface as a storage error (503, "retry") for what is bad input (422).
+would otherwise surface as a storage error (503, "retry") for what is bad input: the API answers
+422 `invalid_field`, the dashboard its page for a bad address.
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import Request
 
-from wagate.api.errors import error_response
 from wagate.domain.errors import FieldError, ValidationFailed
 
 
-class RejectNul:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            field = _field_with_nul(scope["path"], scope.get("query_string", b""))
-            if field is not None:
-                problem = FieldError(
-                    field, "invalid_field", f"{field} contains a NUL character; remove it."
-                )
-                await error_response(ValidationFailed([problem]))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+async def reject_nul(request: Request) -> None:
+    """An app-wide dependency: every route, the API's and the dashboard's, gets this check."""
+    field = _field_with_nul(request.scope["path"], request.scope.get("query_string", b""))
+    if field is not None:
+        message = f"{field} contains a NUL character; remove it."
+        raise ValidationFailed([FieldError(field, "invalid_field", message)])
 
 
 def _field_with_nul(path: str, query: bytes) -> str | None:
