@@ -31,9 +31,9 @@ from wagate.store.tables import UTCDateTime, conversations, message_events, mess
 # queued messages, not the number of messages.
 _CLAIM_HEADS = """
 WITH RECURSIVE lane(channel_id, phone) AS (
-    SELECT CAST(channel_id AS VARCHAR), CAST(MIN(phone) AS VARCHAR) FROM outbox
-    WHERE channel_id = (SELECT MIN(channel_id) FROM outbox)
-    GROUP BY channel_id
+    SELECT CAST(channel_id AS VARCHAR), CAST(phone AS VARCHAR) FROM (
+        SELECT channel_id, phone FROM outbox ORDER BY channel_id, phone LIMIT 1
+    ) AS first_lane
     UNION ALL
     SELECT
         CAST(CASE WHEN (SELECT MIN(n.phone) FROM outbox n
