@@ -31,12 +31,13 @@ from wagate.store import idempotency
 from wagate.store.accounts import LAST_USED_RESOLUTION, Channel, channel_from_row, hash_token
 from wagate.store.idempotency import Replayed
 from wagate.store.messages import iso
+from wagate.store.outbox import INSERT_STEPS
+from wagate.store.sql import BulkInsert
 from wagate.store.tables import (
     accounts,
     api_tokens,
     channels,
     conversations,
-    message_events,
     messages,
     outbox,
 )
@@ -71,9 +72,27 @@ _WINDOWS = select(
     conversations.c.channel_id.in_(bindparam("channel_ids", expanding=True)),
     conversations.c.phone.in_(bindparam("phones", expanding=True)),
 )
-_INSERT_MESSAGES = messages.insert()
-_INSERT_EVENTS = message_events.insert()
-_INSERT_OUTBOX = outbox.insert()
+_INSERT_MESSAGES = BulkInsert(
+    messages,
+    (
+        "id",
+        "account_id",
+        "channel_id",
+        "phone",
+        "type",
+        "content",
+        "reply_to",
+        "metadata",
+        "status",
+        "wamid",
+        "attempts",
+        "created_at",
+        "updated_at",
+    ),
+)
+_INSERT_OUTBOX = BulkInsert(
+    outbox, ("message_id", "channel_id", "phone", "available_at", "attempts")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +287,9 @@ async def accept_batch(
                     outcomes[index] = DEFERRED
 
     if message_rows:
-        await conn.execute(_INSERT_MESSAGES, message_rows)
-        await conn.execute(
-            _INSERT_EVENTS,
+        await _INSERT_MESSAGES.execute(conn, message_rows)
+        await INSERT_STEPS.execute(
+            conn,
             [
                 {
                     "message_id": r["id"],
@@ -281,8 +300,8 @@ async def accept_batch(
                 for r in message_rows
             ],
         )
-        await conn.execute(
-            _INSERT_OUTBOX,
+        await _INSERT_OUTBOX.execute(
+            conn,
             [
                 {
                     "message_id": r["id"],

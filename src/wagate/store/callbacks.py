@@ -72,6 +72,22 @@ RETURNING seq
 # --------------------------------------------------------------------------- queueing events
 
 
+# Built once: it runs for every batch of status changes.
+_CALLED_BACK = (
+    select(
+        messages.c.id,
+        messages.c.account_id,
+        messages.c.phone,
+        messages.c.wamid,
+        messages.c.metadata,
+    )
+    .join(accounts, accounts.c.id == messages.c.account_id)
+    .where(
+        messages.c.id.in_(bindparam("ids", expanding=True)), accounts.c.callback_url.is_not(None)
+    )
+)
+
+
 async def enqueue_status_events(
     conn: AsyncConnection, changes: Sequence[StatusChange], *, now: datetime
 ) -> int:
@@ -82,17 +98,7 @@ async def enqueue_status_events(
     ids = list(dict.fromkeys(c.message_id for c in changes))
     found: dict[str, Any] = {}
     for i in range(0, len(ids), _CHUNK):
-        rows = await conn.execute(
-            select(
-                messages.c.id,
-                messages.c.account_id,
-                messages.c.phone,
-                messages.c.wamid,
-                messages.c.metadata,
-            )
-            .join(accounts, accounts.c.id == messages.c.account_id)
-            .where(messages.c.id.in_(ids[i : i + _CHUNK]), accounts.c.callback_url.is_not(None))
-        )
+        rows = await conn.execute(_CALLED_BACK, {"ids": ids[i : i + _CHUNK]})
         found.update({r.id: r for r in rows})
     events = []
     for change in changes:

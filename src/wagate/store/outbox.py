@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
+from wagate.store.sql import BulkInsert
 from wagate.store.statuses import StatusChange, apply_parked, lock_wamids
 from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
 
@@ -83,6 +84,52 @@ CLAIM_SQL = {
 }
 
 
+# Built once: at a paced channel's rate these run for every few sends, and building and keying
+# the expressions each time cost more than executing them.
+_RELEASE = (
+    delete(outbox)
+    .where(
+        outbox.c.message_id.in_(bindparam("ids", expanding=True)),
+        outbox.c.lease_owner == bindparam("owner"),
+    )
+    .returning(outbox.c.message_id)
+)
+_MARK_SENT = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"))
+    .values(
+        status=Status.ACCEPTED.value,
+        wamid=bindparam("b_wamid"),
+        updated_at=bindparam("b_now", type_=UTCDateTime),
+        attempts=messages.c.attempts + 1,
+    )
+)
+# A status step without an error (queued, accepted): also written by store/accepts.py.
+INSERT_STEPS = BulkInsert(message_events, ("message_id", "status", "occurred_at", "recorded_at"))
+
+
+# What sending a claimed message needs (built once; it runs with every claim).
+_QUOTED = messages.alias("quoted")
+_CLAIMED_CONTENT = (
+    select(
+        messages.c.id,
+        messages.c.type,
+        messages.c.content,
+        messages.c.reply_to,
+        _QUOTED.c.wamid.label("quoted_wamid"),
+        conversations.c.last_inbound_at,
+    )
+    .select_from(
+        messages.outerjoin(_QUOTED, _QUOTED.c.id == messages.c.reply_to).outerjoin(
+            conversations,
+            (conversations.c.channel_id == messages.c.channel_id)
+            & (conversations.c.phone == messages.c.phone),
+        )
+    )
+    .where(messages.c.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     message_id: str
@@ -111,25 +158,7 @@ async def claim(
     claimed = {r.message_id: r for r in result}
     if not claimed:
         return []
-    quoted = messages.alias("quoted")
-    rows = await conn.execute(
-        select(
-            messages.c.id,
-            messages.c.type,
-            messages.c.content,
-            messages.c.reply_to,
-            quoted.c.wamid.label("quoted_wamid"),
-            conversations.c.last_inbound_at,
-        )
-        .select_from(
-            messages.outerjoin(quoted, quoted.c.id == messages.c.reply_to).outerjoin(
-                conversations,
-                (conversations.c.channel_id == messages.c.channel_id)
-                & (conversations.c.phone == messages.c.phone),
-            )
-        )
-        .where(messages.c.id.in_(claimed))
-    )
+    rows = await conn.execute(_CLAIMED_CONTENT, {"ids": list(claimed)})
     out = []
     for m in rows:
         c = claimed[m.id]
@@ -191,11 +220,7 @@ async def _release(conn: AsyncConnection, owner: str, ids: list[str]) -> set[str
     """Remove our leased rows from the outbox; returns the ids that were still ours."""
     if not ids:
         return set()
-    result = await conn.execute(
-        delete(outbox)
-        .where(outbox.c.message_id.in_(ids), outbox.c.lease_owner == owner)
-        .returning(outbox.c.message_id)
-    )
+    result = await conn.execute(_RELEASE, {"ids": ids, "owner": owner})
     return {r.message_id for r in result}
 
 
@@ -221,18 +246,10 @@ async def record_outcomes(
     sent = [o for o in sent if o.message_id in ours]
     if sent:
         await conn.execute(
-            update(messages)
-            .where(messages.c.id == bindparam("b_id"))
-            .values(
-                status=Status.ACCEPTED.value,
-                wamid=bindparam("b_wamid"),
-                updated_at=now,
-                attempts=messages.c.attempts + 1,
-            ),
-            [{"b_id": o.message_id, "b_wamid": o.wamid} for o in sent],
+            _MARK_SENT, [{"b_id": o.message_id, "b_wamid": o.wamid, "b_now": now} for o in sent]
         )
-        await conn.execute(
-            message_events.insert(),
+        await INSERT_STEPS.execute(
+            conn,
             [
                 {
                     "message_id": o.message_id,

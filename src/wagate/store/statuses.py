@@ -22,6 +22,7 @@ from wagate.store.accounts import Channel
 from wagate.store.messages import last_inbound_at
 from wagate.store.sql import insert_ignore
 from wagate.store.tables import (
+    UTCDateTime,
     conversations,
     inbound_messages,
     message_events,
@@ -159,6 +160,24 @@ async def lock_wamids(conn: AsyncConnection, wamids: Sequence[str]) -> None:
         await conn.execute(_LOCK_WAMIDS, {"space": _WAMID_LOCK_SPACE, "wamids": sorted(wamids)})
 
 
+# Built once (the webhook receiver and the dispatcher run these many times a second).
+_KNOWN_WAMIDS = select(messages.c.id, messages.c.status, messages.c.wamid).where(
+    messages.c.wamid.in_(bindparam("wamids", expanding=True))
+)
+_MOVE_FORWARD = (
+    update(messages)
+    .where(
+        messages.c.id.in_(bindparam("ids", expanding=True)),
+        messages.c.status.in_(bindparam("behind", expanding=True)),
+    )
+    .values(status=bindparam("status"), updated_at=bindparam("now", type_=UTCDateTime))
+    .returning(messages.c.id)
+)
+_PARKED = select(pending_statuses).where(
+    pending_statuses.c.wamid.in_(bindparam("wamids", expanding=True))
+)
+
+
 async def apply_reports(
     conn: AsyncConnection, reports: Sequence[Report], *, now: datetime
 ) -> list[StatusChange]:
@@ -175,11 +194,7 @@ async def apply_reports(
     await lock_wamids(conn, wamids)
     known: dict[str, tuple[str, Status]] = {}
     for i in range(0, len(wamids), _CHUNK):
-        rows = await conn.execute(
-            select(messages.c.id, messages.c.status, messages.c.wamid).where(
-                messages.c.wamid.in_(wamids[i : i + _CHUNK])
-            )
-        )
+        rows = await conn.execute(_KNOWN_WAMIDS, {"wamids": wamids[i : i + _CHUNK]})
         known.update({r.wamid: (r.id, Status(r.status)) for r in rows})
     parked = [r for r in reports if r.wamid not in known]
     if parked:
@@ -265,12 +280,13 @@ async def apply_reports(
     for status, ids in moved.items():
         for i in range(0, len(ids), _CHUNK):
             result = await conn.execute(
-                update(messages)
-                .where(
-                    messages.c.id.in_(ids[i : i + _CHUNK]), messages.c.status.in_(_behind(status))
-                )
-                .values(status=status.value, updated_at=now)
-                .returning(messages.c.id)
+                _MOVE_FORWARD,
+                {
+                    "ids": ids[i : i + _CHUNK],
+                    "behind": _behind(status),
+                    "status": status.value,
+                    "now": now,
+                },
             )
             applied.update(r.id for r in result)
     if failures:
@@ -326,13 +342,20 @@ async def _insert_ignoring(
 ) -> set[tuple[Any, ...]]:
     """Insert rows, skipping those that break the unique key `conflict`; with `returning`,
     returns the `conflict` values of the rows that were new."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
-    if not returning:
-        await conn.execute(statement, rows)
-        return set()
-    result = await conn.execute(statement.returning(*(table.c[c] for c in conflict)), rows)
-    return {tuple(r) for r in result}
+    key = (conn.dialect.name, table.name, tuple(conflict), returning)
+    statement = _IGNORING.get(key)
+    if statement is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        if returning:
+            statement = statement.returning(*(table.c[c] for c in conflict))
+        _IGNORING[key] = statement
+    result = await conn.execute(statement, rows)
+    return {tuple(r) for r in result} if returning else set()
+
+
+# The statements of `_insert_ignoring`, built once each.
+_IGNORING: dict[tuple[str, str, tuple[str, ...], bool], Any] = {}
 
 
 async def apply_parked(
@@ -341,9 +364,7 @@ async def apply_parked(
     """Apply reports that arrived before we recorded their wamids (just recorded now)."""
     if not wamids:
         return []
-    rows = await conn.execute(
-        select(pending_statuses).where(pending_statuses.c.wamid.in_(list(wamids)))
-    )
+    rows = await conn.execute(_PARKED, {"wamids": list(wamids)})
     parked = [
         Report(r["wamid"], Status(r["status"]), r["occurred_at"], _errors_from_json(r["errors"]))
         for r in rows.mappings()
