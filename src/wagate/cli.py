@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wagate import cli_send, cli_templates
 from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
+from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.store import accounts as account_store
 from wagate.store.db import make_async_engine, migrate, write_tx
@@ -145,6 +146,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         cloud_http = InProcessClient(
             settings.local_url,
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
+            AiohttpTransport(),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         )
 
@@ -242,7 +244,9 @@ async def _worker_forever(settings: Settings, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(timeout=settings.send_timeout) as http:
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.send_timeout, connect=5.0), transport=AiohttpTransport()
+    ) as http:
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
         )

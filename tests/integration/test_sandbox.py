@@ -34,6 +34,8 @@ from tests.support.meta_schema import (
     validate_template_list,
     validate_webhook,
 )
+from wagate.cloud.client import CloudApiError, CloudClient
+from wagate.cloud.transport import AiohttpTransport
 from wagate.sandbox import SandboxConfig, create_sandbox_app
 from wagate.sandbox.faults import Faults
 from wagate.sandbox.graph import GraphError
@@ -979,6 +981,58 @@ async def test_network_faults_over_a_real_server(http: str) -> None:
         stats = (await client.get("/stats")).json()
         assert stats["send_requests"] == 4 and stats["sends"] == 1
         assert stats["faults_injected"] == {"drop": 1, "http_500": 1, "timeout": 1}
+
+
+async def test_the_gateways_transport_reports_each_network_fault_as_httpx_would() -> None:
+    """The Cloud API client's own transport (aiohttp's pool under httpx, cloud/transport.py)
+    against a real server: an answer gives the wamid, and Meta's error, a bare 500, a dropped
+    connection and a timeout each come back as the `CloudApiError` the dispatcher classifies."""
+    payload = template()
+    async with (
+        over_uvicorn("httptools") as url,
+        httpx.AsyncClient(base_url=url) as admin,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(0.3, connect=5.0), transport=AiohttpTransport()
+        ) as http,
+    ):
+        cloud = CloudClient(http)
+
+        async def refusal(**fault: Any) -> CloudApiError:
+            assert (await admin.post("/faults", json=fault)).status_code == 201
+            with pytest.raises(CloudApiError) as refused:
+                await cloud.send_message(
+                    graph_url=url + "/graph",
+                    version="v23.0",
+                    phone_number_id=PNID,
+                    access_token=TOKEN,
+                    payload=payload,
+                )
+            return refused.value
+
+        sent = await cloud.send_message(
+            graph_url=url + "/graph",
+            version="v23.0",
+            phone_number_id=PNID,
+            access_token=TOKEN,
+            payload=payload,
+        )
+        assert sent.wamid.startswith("wamid.") and sent.wa_id == WA_ID
+        meta = await refusal(code=130429)
+        assert meta.meta_code == 130429 and meta.http_status == 400
+        bare = await refusal(kind="http_503", retry_after=7)
+        assert (bare.title, bare.http_status, bare.retry_after) == ("HTTP 503", 503, 7.0)
+        dropped = await refusal(kind="drop")
+        assert (dropped.title, dropped.meta_code, dropped.http_status) == (
+            "connection error",
+            None,
+            None,
+        )
+        started = time.monotonic()
+        timed_out = await refusal(kind="timeout", seconds=30)
+        assert timed_out.title == "timeout" and time.monotonic() - started < 1.0
+        assert TOKEN not in repr([meta, bare, dropped, timed_out])
+        stats = (await admin.get("/stats")).json()
+        assert stats["send_requests"] == 5 and stats["sends"] == 1
 
 
 # --------------------------------------------------------------------------- the throughput limit

@@ -23,6 +23,7 @@ from wagate.api.nul import reject_nul
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
+from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
@@ -46,7 +47,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = cloud_http or httpx.AsyncClient(
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            transport=AiohttpTransport(max_connections=200),
         )
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)

@@ -80,10 +80,16 @@ class InProcessClient(httpx.AsyncClient):
     """The Cloud API client of a gateway that embeds its sandbox: requests to `local_url` go
     straight to `transport` (the gateway's app, in-process), without the client's cookie,
     auth and redirect handling (which cost a fifth of a send's CPU and do nothing here: Meta
-    sets no cookies and never redirects a send); any other URL goes out as usual."""
+    sets no cookies and never redirects a send); any other URL goes out through `network`."""
 
-    def __init__(self, local_url: str, transport: httpx.AsyncBaseTransport, **kwargs: Any):
-        super().__init__(mounts={local_url: transport}, **kwargs)
+    def __init__(
+        self,
+        local_url: str,
+        transport: httpx.AsyncBaseTransport,
+        network: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(mounts={local_url: transport}, transport=network, **kwargs)
         local = httpx.URL(local_url)
         self._local = (local.scheme, local.host, local.port)
         self._in_process = transport
