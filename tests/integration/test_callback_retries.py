@@ -228,7 +228,10 @@ async def test_two_senders_share_the_queue_without_sending_an_event_twice(
     # Two senders with their own connections, as two worker processes would have, drain one
     # backlog at once: every event arrives once, each customer's in the order they wrote.
     async with running_gateway(database_url, tmp_path / "data", run_dispatcher=False) as gateway:
-        receiver = Receiver()
+        # A receiver that takes 50 ms per event: otherwise, on SQLite, one sender could send
+        # all 20 while the other's first claim waited out SQLite's busy handler (it sleeps
+        # between tries), and "both took part" would fail on a busy machine.
+        receiver = Receiver(answer_after=0.05)
         with receiving(receiver, free_port()) as url:
             receiver.secret = await set_callback(gateway, url)
             customers = [f"+1650555{n:04d}" for n in range(5)]

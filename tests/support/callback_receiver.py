@@ -3,6 +3,7 @@ request's signature with the README's own verifier, can be told to fail, and rec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -44,7 +45,8 @@ class Received:
 @dataclass
 class Receiver:
     """Answers 204 to a correctly signed event; 400 to a bad or stale signature; `fail_with`
-    (e.g. 500) while it is set. `skew` moves its clock (seconds), `clock` replaces it."""
+    (e.g. 500) while it is set. `skew` moves its clock (seconds), `clock` replaces it;
+    `answer_after` makes every answer take that long (seconds), as a busy receiver would."""
 
     secret: str = ""
     fail_with: int | None = None
@@ -53,12 +55,15 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     attempts: int = 0
+    answer_after: float = 0.0
     verify: Verifier = field(default_factory=readme_verifier)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
         async def events(request: Request) -> Response:
             raw = await request.body()
+            if self.answer_after:
+                await asyncio.sleep(self.answer_after)
             with self.lock:
                 self.attempts += 1
                 if self.fail_with is not None:
