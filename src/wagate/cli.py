@@ -194,6 +194,8 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             sandbox=sandbox,
             cloud_http=cloud_http,
             on_startup=announce,
+            # Its connections to Meta (real channels next to the sandbox) close with the app.
+            on_shutdown=cloud_http.aclose if cloud_http is not None else None,
         )
         gateway.app = server_app
         uvicorn.run(

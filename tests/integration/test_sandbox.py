@@ -1035,6 +1035,43 @@ async def test_the_gateways_transport_reports_each_network_fault_as_httpx_would(
         assert stats["send_requests"] == 5 and stats["sends"] == 1
 
 
+async def test_the_gateways_transport_reads_a_compressed_answer() -> None:
+    """A Graph API answer sent gzip-compressed (as Meta's CDN may) is decoded once."""
+    import uvicorn
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from tests.support.processes import free_port
+
+    seen: list[str] = []
+
+    async def messages(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("accept-encoding", ""))
+        return JSONResponse({"contacts": [{"wa_id": WA_ID}], "messages": [{"id": "wamid.GZ"}]})
+
+    app = GZipMiddleware(
+        Starlette(routes=[Route("/v23.0/{pnid}/messages", messages, methods=["POST"])]),
+        minimum_size=0,
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started)
+        async with httpx.AsyncClient(transport=AiohttpTransport()) as http:
+            sent = await CloudClient(http).send_message(
+                graph_url=f"http://127.0.0.1:{port}",
+                version="v23.0",
+                phone_number_id=PNID,
+                access_token=TOKEN,
+                payload=template(),
+            )
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 5)
+    assert (sent.wamid, sent.wa_id) == ("wamid.GZ", WA_ID)
+    assert seen == ["gzip, deflate"]
+
+
 # --------------------------------------------------------------------------- the throughput limit
 
 

@@ -38,6 +38,7 @@ def create_app(
     run_dispatcher: bool = True,
     sandbox: Any = None,
     on_startup: Callable[[], Awaitable[None]] | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """`sandbox`, when given, is the simulator's ASGI app, mounted at /sandbox."""
     clock = clock or SystemClock()
@@ -68,6 +69,8 @@ def create_app(
                 await sandbox.state.sandbox.aclose()
             if cloud_http is None:
                 await http.aclose()
+            if on_shutdown is not None:
+                await on_shutdown()
 
     app = FastAPI(
         title="wagate",

@@ -53,7 +53,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers.raw
+            if k.lower() != b"accept-encoding"
+        ]
+        # httpx offers br and zstd when their packages are installed; offer what aiohttp
+        # decodes here whatever is installed.
+        headers.append(("Accept-Encoding", "gzip, deflate"))
         body = await request.aread()
         try:
             async with self._open().request(
