@@ -42,7 +42,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=self._max_connections, keepalive_timeout=self._keepalive_seconds
+                    limit=self._max_connections,
+                    keepalive_timeout=self._keepalive_seconds,
+                    # The certificates httpx trusts (certifi, or SSL_CERT_FILE), not only the
+                    # system's: a slim container may have none.
+                    ssl=httpx.create_ssl_context(),
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),  # Meta sets none
                 # aiohttp's own proxy lookup re-reads the environment (and ~/.netrc) for every
