@@ -54,7 +54,7 @@ class Acceptor:
         # batches would commit concurrently and a lane's later message could become visible
         # before an earlier one: one at a time there.)
         self._in_line = 2 if engine.dialect.name == "sqlite" else 1
-        self._committing: set[asyncio.Task[None]] = set()
+        self._committing: dict[asyncio.Task[None], int] = {}  # batch → its size
 
     async def accept(self, item: AcceptRequest) -> Outcome:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -82,15 +82,36 @@ class Acceptor:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
-                if len(self._committing) >= self._in_line:
-                    await asyncio.wait(self._committing, return_when=asyncio.FIRST_COMPLETED)
+                if not self._may_start():
+                    arrival = asyncio.ensure_future(self._ready.wait())
+                    await asyncio.wait(
+                        {*self._committing, arrival}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    arrival.cancel()
+                    self._ready.clear()
                     continue  # more may have arrived meanwhile: take them all
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 task = asyncio.create_task(self._commit(batch), name="wagate-accept-batch")
-                self._committing.add(task)
-                task.add_done_callback(self._committing.discard)
+                self._committing[task] = len(batch)
+                task.add_done_callback(self._committed)
                 await asyncio.sleep(0)  # let it queue for the write lock before the next one
+
+    def _may_start(self) -> bool:
+        """Whether to start a batch now. Behind one that is committing, only once at least half
+        as many requests wait: the clients whose answers a batch brings all send their next
+        request at about the same moment, and a batch started at the first of them would take
+        one or two, leaving the rest to a third batch, after two commits. (Lopsided batches
+        also leave the event loop idle: nothing to parse while the big one commits.)"""
+        if not self._committing:
+            return True
+        if len(self._committing) >= self._in_line:
+            return False
+        return 2 * len(self._pending) >= sum(self._committing.values())
+
+    def _committed(self, task: asyncio.Task[None]) -> None:
+        self._committing.pop(task, None)
+        self._ready.set()
 
     async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
         loop_time = asyncio.get_running_loop().time()
