@@ -34,3 +34,47 @@ def test_the_default_setting_is_full() -> None:
 def test_an_unknown_setting_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="WAGATE_SQLITE_SYNCHRONOUS"):
         make_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", synchronous="SOMETIMES")
+
+
+async def test_a_write_waiting_for_another_writer_leaves_the_server_responsive(
+    tmp_path: Path,
+) -> None:
+    """SQLite statements run on the event loop (store/sqlite_inline.py); one that must wait for
+    another connection's lock (another process, a CLI command) waits in its thread instead, and
+    goes through once the lock is free."""
+    import asyncio
+    import sqlite3
+
+    from wagate.store.db import write_tx
+
+    path = tmp_path / "w.db"
+    engine = make_async_engine(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t VALUES (1)")
+
+        async def write() -> None:
+            async with write_tx(engine) as conn:
+                await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+        writing = asyncio.create_task(write())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(30):  # the loop serves others while the write waits
+            await asyncio.sleep(0.01)
+        # Held by a wait on the loop, these 0.3 s would have lasted SQLite's busy timeout (30 s).
+        assert loop.time() - started < 3.0
+        assert not writing.done()
+        async with engine.connect() as conn:  # readers are not held up by the writer (WAL)
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, timeout=10)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT x FROM t ORDER BY x"))).scalars().all()
+        assert rows == [1, 2]
+    finally:
+        other.close()
+        await engine.dispose()

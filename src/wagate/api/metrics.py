@@ -39,12 +39,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def outbox_depth(engine: AsyncEngine) -> QueueDepthProbe:
     """A probe that counts the outbox's rows."""
+    from wagate.store.sqlite_inline import in_thread
     from wagate.store.tables import outbox
 
     async def count() -> int:
-        async with engine.connect() as conn:
-            result = await conn.execute(select(func.count()).select_from(outbox))
-            return int(result.scalar_one())
+        # A count reads every queued row: on SQLite, off the event loop (store/sqlite_inline.py).
+        with in_thread():
+            async with engine.connect() as conn:
+                result = await conn.execute(select(func.count()).select_from(outbox))
+                return int(result.scalar_one())
 
     return count
 

@@ -17,7 +17,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from wagate.store.sqlite_inline import inline_connector, is_inline
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# How long a SQLite statement may wait for another connection's lock (seconds).
+BUSY_TIMEOUT = 30.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -46,7 +51,9 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # An inline connection must never wait on the event loop; it waits in its thread.
+        busy_ms = 0 if is_inline(dbapi_connection) else int(BUSY_TIMEOUT * 1000)
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -68,7 +75,12 @@ def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        if path is None:
+            engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+        else:
+            engine = create_async_engine(
+                url, async_creator=inline_connector(str(path), patience=BUSY_TIMEOUT)
+            )
         _configure_sqlite(engine.sync_engine, _check_synchronous(synchronous))
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -80,7 +92,7 @@ def make_sync_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
         _configure_sqlite(engine, _check_synchronous(synchronous))
         return engine
     return create_engine(url, poolclass=NullPool)
