@@ -155,8 +155,10 @@ class Dispatcher:
         free = self.settings.dispatch_concurrency - len(self._inflight)
         # While most slots are taken (sends waiting for the channel's pace), slots free up one
         # at a time: claiming each on its own would cost a write transaction per message, which
-        # accepts and webhooks queue behind. Wait until a quarter of them is free instead.
-        enough = max(1, min(self.settings.dispatch_batch, self.settings.dispatch_concurrency) // 4)
+        # accepts and webhooks queue behind, and a claim looks at every recipient's head (its
+        # cost follows the number of recipients with queued messages, not the batch's size).
+        # Wait until half a batch of them is free instead.
+        enough = max(1, min(self.settings.dispatch_batch, self.settings.dispatch_concurrency) // 2)
         if free <= 0 or (free < enough and self._inflight):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
