@@ -83,11 +83,13 @@ class Acceptor:
             self._ready.clear()
             while self._pending:
                 if not self._may_start():
-                    arrival = asyncio.ensure_future(self._ready.wait())
-                    await asyncio.wait(
-                        {*self._committing, arrival}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    arrival.cancel()
+                    # Until a batch is stored, or (with a place free in line) more arrive.
+                    waiting: set[asyncio.Future[Any]] = set(self._committing)
+                    if len(self._committing) < self._in_line:
+                        waiting.add(asyncio.ensure_future(self._ready.wait()))
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    for future in waiting - self._committing.keys():
+                        future.cancel()
                     self._ready.clear()
                     continue  # more may have arrived meanwhile: take them all
                 batch = self._pending[: self.max_batch]
