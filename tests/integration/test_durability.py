@@ -78,3 +78,17 @@ async def test_a_write_waiting_for_another_writer_leaves_the_server_responsive(
     finally:
         other.close()
         await engine.dispose()
+
+
+async def test_a_sqlite_url_with_driver_options_still_opens(tmp_path: Path) -> None:
+    """Options in the URL (here the lock timeout) go to the driver as before; such a URL is not
+    mistaken for a file named with its query string."""
+    engine = make_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}?timeout=5")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["w.db"]
+    finally:
+        await engine.dispose()

@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -75,11 +76,13 @@ def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
         path = _sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        if path is None:
+        parsed = make_url(url)
+        if path is None or parsed.query:
+            # In memory, or with driver options in the URL: plain aiosqlite, which reads them.
             engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
         else:
             engine = create_async_engine(
-                url, async_creator=inline_connector(str(path), patience=BUSY_TIMEOUT)
+                url, async_creator=inline_connector(str(parsed.database), patience=BUSY_TIMEOUT)
             )
         _configure_sqlite(engine.sync_engine, _check_synchronous(synchronous))
         return engine
