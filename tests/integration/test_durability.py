@@ -89,6 +89,7 @@ async def test_a_sqlite_url_with_driver_options_still_opens(tmp_path: Path) -> N
             await conn.execute(text("CREATE TABLE t (x INTEGER)"))
             await conn.execute(text("INSERT INTO t VALUES (1)"))
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["w.db"]
+            files = (await conn.execute(text("PRAGMA database_list"))).all()
+        assert [row[2] for row in files] == [str(tmp_path / "w.db")]
     finally:
         await engine.dispose()
