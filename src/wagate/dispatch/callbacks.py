@@ -34,6 +34,7 @@ from wagate.ids import new_id
 from wagate.store import callbacks as callback_store
 from wagate.store.callbacks import Attempt, DueDelivery
 from wagate.store.db import write_tx
+from wagate.store.sqlite_inline import in_thread
 
 log = logging.getLogger("wagate.callbacks")
 
@@ -155,14 +156,21 @@ class CallbackSender:
         async with self.engine.connect() as conn:
             if time.monotonic() - self._depth_counted_at > DEPTH_EVERY_SECONDS:
                 self._depth_counted_at = time.monotonic()
-                metrics.set_callback_queue_depth(await callback_store.pending_count(conn))
+                # Counts every pending event (a receiver down for hours leaves many): on
+                # SQLite, off the event loop (store/sqlite_inline.py).
+                with in_thread():
+                    depth = await callback_store.pending_count(conn)
+                metrics.set_callback_queue_depth(depth)
             due = await callback_store.has_due(conn, now=now)
         if not due:
             return 0
-        async with write_tx(self.engine) as conn:
-            claims = await callback_store.claim(
-                conn, owner=self.owner, now=now, lease=self.lease, limit=free
-            )
+        # While a receiver is down its due events pile up behind their lanes' heads, and the
+        # claim passes over them: off the event loop too.
+        with in_thread():
+            async with write_tx(self.engine) as conn:
+                claims = await callback_store.claim(
+                    conn, owner=self.owner, now=now, lease=self.lease, limit=free
+                )
         for claim in claims:
             task = asyncio.create_task(self._deliver(claim))
             self._inflight.add(task)
