@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -35,9 +35,9 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
 
 
-def _sqlite_path(url: str) -> Path | None:
-    rest = url.split(":///", 1)[1] if ":///" in url else ""
-    return Path(rest) if rest and rest != ":memory:" else None
+def _sqlite_path(url: URL) -> Path | None:
+    """The database file (without the URL's driver options), or None in memory."""
+    return Path(url.database) if url.database and url.database != ":memory:" else None
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -73,16 +73,16 @@ def _check_synchronous(value: str) -> str:
 
 def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
     if is_sqlite(url):
-        path = _sqlite_path(url)
+        parsed = make_url(url)
+        path = _sqlite_path(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        parsed = make_url(url)
         if path is None or parsed.query:
             # In memory, or with driver options in the URL: plain aiosqlite, which reads them.
             engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
         else:
             engine = create_async_engine(
-                url, async_creator=inline_connector(str(parsed.database), patience=BUSY_TIMEOUT)
+                url, async_creator=inline_connector(str(path), patience=BUSY_TIMEOUT)
             )
         _configure_sqlite(engine.sync_engine, _check_synchronous(synchronous))
         return engine
@@ -92,7 +92,7 @@ def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
 def make_sync_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     url = sync_url(url)
     if is_sqlite(url):
-        path = _sqlite_path(url)
+        path = _sqlite_path(make_url(url))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
