@@ -96,7 +96,7 @@ class Acceptor:
                 del self._pending[: self.max_batch]
                 task = asyncio.create_task(self._commit(batch), name="wagate-accept-batch")
                 self._committing[task] = len(batch)
-                task.add_done_callback(self._committed)
+                task.add_done_callback(self._forget)
                 await asyncio.sleep(0)  # let it queue for the write lock before the next one
 
     def _may_start(self) -> bool:
@@ -111,9 +111,9 @@ class Acceptor:
             return False
         return 2 * len(self._pending) >= sum(self._committing.values())
 
-    def _committed(self, task: asyncio.Task[None]) -> None:
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        # No wake-up needed: `_run` waits on the committing batches themselves.
         self._committing.pop(task, None)
-        self._ready.set()
 
     async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
         loop_time = asyncio.get_running_loop().time()
