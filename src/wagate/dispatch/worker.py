@@ -41,6 +41,7 @@ from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
 from wagate.store.messages import iso
 from wagate.store.outbox import Claim, Failed, Outcome, Retry, Sent
+from wagate.store.sqlite_inline import in_thread
 from wagate.store.statuses import StatusChange
 
 log = logging.getLogger("wagate.dispatch")
@@ -165,14 +166,18 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         self._claim_limit = min(free, self.settings.dispatch_batch)
-        async with write_tx(self.engine) as conn:
-            claims = await outbox_store.claim(
-                conn,
-                owner=self.owner,
-                now=self.clock.now(),
-                lease=timedelta(seconds=self.settings.lease_seconds),
-                limit=self._claim_limit,
-            )
+        # On SQLite, in the connection's thread (store/sqlite_inline.py): with thousands of
+        # recipients waiting the claim takes milliseconds to tens of them, and on the event loop
+        # every paced send due meanwhile would start late and lose its slot.
+        with in_thread():
+            async with write_tx(self.engine) as conn:
+                claims = await outbox_store.claim(
+                    conn,
+                    owner=self.owner,
+                    now=self.clock.now(),
+                    lease=timedelta(seconds=self.settings.lease_seconds),
+                    limit=self._claim_limit,
+                )
         lease_ends = time.monotonic() + self.settings.lease_seconds
         for claim in claims:
             task = asyncio.create_task(self._deliver(claim, lease_ends))
