@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import text
 
 from wagate.store.db import make_async_engine
+
+T = TypeVar("T")
+
+
+async def loop_ticks_during(work: Awaitable[T]) -> tuple[T, int, float]:
+    """Await `work` while another task ticks every 5 ms: (its result, the ticks, seconds taken).
+    Work that holds up the event loop leaves (next to) no ticks."""
+    ticks = 0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    try:
+        result = await work
+    finally:
+        done.set()
+    took = asyncio.get_running_loop().time() - started
+    await ticker
+    return result, ticks, took
 
 
 @pytest.mark.parametrize(
@@ -42,7 +71,6 @@ async def test_a_write_waiting_for_another_writer_leaves_the_server_responsive(
     """SQLite statements run on the event loop (store/sqlite_inline.py); one that must wait for
     another connection's lock (another process, a CLI command) waits in its thread instead, and
     goes through once the lock is free."""
-    import asyncio
     import sqlite3
 
     from wagate.store.db import write_tx
@@ -98,7 +126,6 @@ async def test_a_sqlite_url_with_driver_options_still_opens(tmp_path: Path) -> N
 async def test_a_long_read_marked_for_the_thread_leaves_the_loop_serving(tmp_path: Path) -> None:
     """Statements inside `in_thread()` (the outbox and callback counts behind /metrics, the
     callback claim) run in the connection's thread: a long one does not hold up the loop."""
-    import asyncio
 
     from wagate.store.sqlite_inline import in_thread
 
@@ -107,25 +134,16 @@ async def test_a_long_read_marked_for_the_thread_leaves_the_loop_serving(tmp_pat
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)"
         " SELECT count(*) FROM c"
     )
-    ticks = 0
-    done = asyncio.Event()
 
-    async def tick() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            await asyncio.sleep(0.005)
-            ticks += 1
+    async def count() -> int:
+        with in_thread():
+            async with engine.connect() as conn:
+                return int((await conn.execute(slow)).scalar_one())
 
     try:
         async with engine.connect() as conn:  # connected (and warmed up) before timing
             await conn.execute(text("SELECT 1"))
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0)
-        with in_thread():
-            async with engine.connect() as conn:
-                counted = (await conn.execute(slow)).scalar()
-        done.set()
-        await ticker
+        counted, ticks, _ = await loop_ticks_during(count())
         assert counted == 3000000
         # The count takes a few hundred milliseconds; on the loop it would leave no tick.
         assert ticks >= 10
@@ -138,7 +156,6 @@ async def test_a_claim_over_a_deep_backlog_leaves_the_loop_serving(tmp_path: Pat
     the number of recipients with queued messages. It runs in the connection's thread: with
     tens of thousands of recipients waiting, requests and paced sends go on meanwhile (on the
     loop, every send due during the claim started late and lost its slot)."""
-    import asyncio
 
     from tests.support.harness import running_gateway
 
@@ -171,22 +188,7 @@ async def test_a_claim_over_a_deep_backlog_leaves_the_loop_serving(tmp_path: Pat
                     " WHERE id LIKE 'msg_backlog%'"
                 )
             )
-        ticks = 0
-        done = asyncio.Event()
-
-        async def tick() -> None:
-            nonlocal ticks
-            while not done.is_set():
-                await asyncio.sleep(0.005)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        await asyncio.sleep(0)
-        started = asyncio.get_running_loop().time()
-        claimed = await h.dispatcher.run_once()
-        took = asyncio.get_running_loop().time() - started
-        done.set()
-        await ticker
+        claimed, ticks, took = await loop_ticks_during(h.dispatcher.run_once())
         await h.dispatcher.stop()
         assert claimed == h.settings.dispatch_batch
         # The claim takes tens of milliseconds or more here; on the loop it would leave no tick
