@@ -126,7 +126,6 @@ async def test_a_sqlite_url_with_driver_options_still_opens(tmp_path: Path) -> N
 async def test_a_long_read_marked_for_the_thread_leaves_the_loop_serving(tmp_path: Path) -> None:
     """Statements inside `in_thread()` (the outbox and callback counts behind /metrics, the
     callback claim) run in the connection's thread: a long one does not hold up the loop."""
-
     from wagate.store.sqlite_inline import in_thread
 
     engine = make_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
@@ -155,8 +154,8 @@ async def test_a_claim_over_a_deep_backlog_leaves_the_loop_serving(tmp_path: Pat
     """The dispatcher's claim looks at the head of every recipient's lane, so its cost follows
     the number of recipients with queued messages. It runs in the connection's thread: with
     tens of thousands of recipients waiting, requests and paced sends go on meanwhile (on the
-    loop, every send due during the claim started late and lost its slot)."""
-
+    loop, every send due during the claim started late, and one over 30 ms late lost its
+    slot)."""
     from tests.support.harness import running_gateway
 
     lanes = 60_000

@@ -168,7 +168,7 @@ class Dispatcher:
         self._claim_limit = min(free, self.settings.dispatch_batch)
         # On SQLite, in the connection's thread (store/sqlite_inline.py): with thousands of
         # recipients waiting the claim takes milliseconds to tens of them, and on the event loop
-        # every paced send due meanwhile would start late and lose its slot.
+        # every paced send due meanwhile would start late (past MAX_LATENESS, losing its slot).
         with in_thread():
             async with write_tx(self.engine) as conn:
                 claims = await outbox_store.claim(
