@@ -68,16 +68,14 @@ class InlineConnection(aiosqlite.Connection):
         own = getattr(fn, "__self__", None) is conn
         if own and fn.__name__ == "close":
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        if _THREADED.get() or (own and fn.__name__ == "commit"):
-            return await super()._execute(  # type: ignore[no-untyped-call]
-                self._patiently, conn, partial(fn, *args, **kwargs)
-            )
-        changes = conn.total_changes
-        try:
-            return fn(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or conn.total_changes != changes:
-                raise
+        if not _THREADED.get() and not (own and fn.__name__ == "commit"):
+            changes = conn.total_changes
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or conn.total_changes != changes:
+                    raise
+            # Refused for a lock before it changed anything: run it again where it may wait.
         return await super()._execute(  # type: ignore[no-untyped-call]
             self._patiently, conn, partial(fn, *args, **kwargs)
         )
