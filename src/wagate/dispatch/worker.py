@@ -41,7 +41,6 @@ from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
 from wagate.store.messages import iso
 from wagate.store.outbox import Claim, Failed, Outcome, Retry, Sent
-from wagate.store.sqlite_inline import in_thread
 from wagate.store.statuses import StatusChange
 
 log = logging.getLogger("wagate.dispatch")
@@ -156,9 +155,7 @@ class Dispatcher:
         free = self.settings.dispatch_concurrency - len(self._inflight)
         # While most slots are taken (sends waiting for the channel's pace), slots free up one
         # at a time: claiming each on its own would cost a write transaction per message, which
-        # accepts and webhooks queue behind, and a claim looks at every recipient's head (its
-        # cost follows the number of recipients with queued messages, not the batch's size).
-        # Wait until half a batch of them is free instead.
+        # accepts and webhooks queue behind. Wait until half a batch of them is free instead.
         enough = max(1, min(self.settings.dispatch_batch, self.settings.dispatch_concurrency) // 2)
         if free <= 0 or (free < enough and self._inflight):
             self._wake.clear()
@@ -166,18 +163,18 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         self._claim_limit = min(free, self.settings.dispatch_batch)
-        # On SQLite, in the connection's thread (store/sqlite_inline.py): with thousands of
-        # recipients waiting the claim takes milliseconds to tens of them, and on the event loop
-        # every paced send due meanwhile would start late (past MAX_LATENESS, losing its slot).
-        with in_thread():
-            async with write_tx(self.engine) as conn:
-                claims = await outbox_store.claim(
-                    conn,
-                    owner=self.owner,
-                    now=self.clock.now(),
-                    lease=timedelta(seconds=self.settings.lease_seconds),
-                    limit=self._claim_limit,
-                )
+        # A claim reads the next lanes of a table of lane heads (store/outbox_lanes.py), so it
+        # costs the same however many recipients wait; it runs on the event loop.
+        started = time.perf_counter()
+        async with write_tx(self.engine) as conn:
+            claims = await outbox_store.claim(
+                conn,
+                owner=self.owner,
+                now=self.clock.now(),
+                lease=timedelta(seconds=self.settings.lease_seconds),
+                limit=self._claim_limit,
+            )
+        metrics.observe_claim(time.perf_counter() - started)
         lease_ends = time.monotonic() + self.settings.lease_seconds
         for claim in claims:
             task = asyncio.create_task(self._deliver(claim, lease_ends))

@@ -27,7 +27,7 @@ from wagate.domain.errors import (
 from wagate.domain.models import MessageType, SendRequest, Status
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
-from wagate.store import idempotency
+from wagate.store import idempotency, outbox_lanes
 from wagate.store.accounts import LAST_USED_RESOLUTION, Channel, channel_from_row, hash_token
 from wagate.store.idempotency import Replayed
 from wagate.store.messages import iso
@@ -93,6 +93,24 @@ _INSERT_MESSAGES = BulkInsert(
 _INSERT_OUTBOX = BulkInsert(
     outbox, ("message_id", "channel_id", "phone", "available_at", "attempts")
 )
+
+
+async def queue(
+    conn: AsyncConnection, message_rows: Sequence[dict[str, Any]], *, now: datetime
+) -> None:
+    """Queue stored messages for the dispatcher: their outbox rows, and their lanes."""
+    queued = [
+        {
+            "message_id": r["id"],
+            "channel_id": r["channel_id"],
+            "phone": r["phone"],
+            "available_at": now,
+            "attempts": 0,
+        }
+        for r in message_rows
+    ]
+    await _INSERT_OUTBOX.execute(conn, queued)
+    await outbox_lanes.add(conn, queued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,19 +318,7 @@ async def accept_batch(
                 for r in message_rows
             ],
         )
-        await _INSERT_OUTBOX.execute(
-            conn,
-            [
-                {
-                    "message_id": r["id"],
-                    "channel_id": r["channel_id"],
-                    "phone": r["phone"],
-                    "available_at": now,
-                    "attempts": 0,
-                }
-                for r in message_rows
-            ],
-        )
+        await queue(conn, message_rows, now=now)
     stale = [
         r.id
         for r in by_hash.values()
