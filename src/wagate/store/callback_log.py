@@ -12,6 +12,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import iso
+from wagate.store import callback_lanes
 from wagate.store.callbacks import PENDING
 from wagate.store.tables import accounts, callback_deliveries
 
@@ -147,7 +148,9 @@ async def replay(
     when the account has no such delivery. Raises `DeliveryPending` for one still pending.
 
     A replay is one more attempt plus retries within what is left of the give-up period (for a
-    dead letter: none), so a replay that fails is a dead letter again, with the new error."""
+    dead letter: none), so a replay that fails is a dead letter again, with the new error. It
+    also ends the account's backoff: the receiver is tried now (the business has just fixed
+    it, most likely)."""
     result = await conn.execute(
         update(callback_deliveries)
         .where(
@@ -162,8 +165,13 @@ async def replay(
             lease_until=None,
             lease_owner=None,
         )
+        .returning(callback_deliveries.c.seq, callback_deliveries.c.lane)
     )
+    replayed = result.first()
+    if replayed is not None:
+        await callback_lanes.arrive(conn, [(replayed.seq, replayed.lane, account_id)])
+        await callback_lanes.retry_now(conn, account_id, now=now)
     delivery = await get_delivery(conn, account_id=account_id, delivery_id=delivery_id)
-    if delivery is not None and result.rowcount == 0:
+    if delivery is not None and replayed is None:
         raise DeliveryPending(delivery)
     return delivery

@@ -358,6 +358,8 @@ callback_accounts = Table(
     Column("due_at", UTCDateTime),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("failed_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
     Index("ix_callback_accounts_due", "due_at"),
 )
 

@@ -75,6 +75,8 @@ def upgrade() -> None:
         sa.Column("due_at", wagate.store.tables.UTCDateTime(), nullable=True),
         sa.Column("failures", sa.Integer(), server_default="0", nullable=False),
         sa.Column("failed_at", wagate.store.tables.UTCDateTime(), nullable=True),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name=op.f("fk_callback_accounts_account_id_accounts")
         ),
