@@ -209,5 +209,5 @@ def test_redis_going_away_and_coming_back_mid_run_never_breaks_the_rate(tmp_path
     assert rejected == 0
     for log in logs:  # each worker noticed once each way
         assert log.count("Redis is unreachable") == 1, log
-        assert log.count("Redis is back") == 1, log
+        assert log.count("Redis is back after") == 1, log
     assert paced_again  # the number's pace lives in Redis again

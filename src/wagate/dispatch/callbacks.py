@@ -25,6 +25,7 @@ import time
 from datetime import timedelta
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__, metrics
@@ -140,15 +141,24 @@ class CallbackSender:
             self._http = None
 
     async def _run(self) -> None:
+        failing = False
         while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DBAPIError as exc:  # the database is away: said once, not every second
+                if not failing:
+                    log.warning("cannot claim callbacks (%s); retrying", type(exc).__name__)
+                failing = True
+                await asyncio.sleep(1.0)
+                claimed = 0
             except Exception:
                 log.exception("callback cycle failed; retrying shortly")
                 await asyncio.sleep(1.0)
                 claimed = 0
+            else:
+                failing = False
             if claimed == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

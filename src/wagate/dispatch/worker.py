@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import metrics
@@ -55,6 +56,8 @@ IDLE_CLAIM_INTERVAL = 0.05
 # hold up the accepts queued behind each one for the write lock; waiting this long gathers them.
 # Under load a commit takes longer than this anyway, so it only paces commits at low rates.
 OUTCOME_COMMIT_SPACING = 0.05
+# While the database cannot take outcomes, they are tried again this often (seconds).
+RECORD_RETRY_SECONDS = 0.5
 THROUGHPUT_REACHED = 130429
 # Meta counts sends per second as they arrive. A send that starts late (its event loop was busy
 # when its slot came) bunches up with the next ones, so: slots are spaced for a share of the
@@ -94,6 +97,8 @@ class Dispatcher:
         self._committer: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._storage_down = False
+        self._claims_failing = False
         self._outcomes_ready = asyncio.Event()
         self._channels: dict[str, tuple[float, Channel]] = {}
         self._rng = random.Random()
@@ -166,10 +171,20 @@ class Dispatcher:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DBAPIError as exc:  # the database is away: say so once, not every second
+                if not self._claims_failing:
+                    log.warning("cannot claim (%s); retrying every second", type(exc).__name__)
+                self._claims_failing = True
+                await asyncio.sleep(1.0)
+                claimed = 0
             except Exception:
                 log.exception("dispatcher cycle failed; retrying shortly")
                 await asyncio.sleep(1.0)
                 claimed = 0
+            else:
+                if self._claims_failing:
+                    log.warning("claiming again")
+                self._claims_failing = False
             if claimed < self._claim_limit:
                 # Nothing (more) was claimable: this claim took all that was due. A wake-up (a
                 # new message, a finished send) may change that, but under load they come
@@ -314,7 +329,13 @@ class Dispatcher:
         while True:
             async with turn:
                 while True:
-                    slot = await self.pacer.channel_slot(channel.id, rate, max_wait=RESERVE_AHEAD)
+                    try:
+                        slot = await self.pacer.channel_slot(
+                            channel.id, rate, max_wait=RESERVE_AHEAD
+                        )
+                    except DBAPIError:  # the shared pace is in the database, which is away
+                        await asyncio.sleep(RECORD_RETRY_SECONDS)
+                        continue
                     if slot.granted:
                         break
                     await asyncio.sleep(slot.wait - RESERVE_AHEAD)
@@ -404,15 +425,35 @@ class Dispatcher:
                             now=self.clock.now(),
                         )
                 except Exception as exc:
-                    # Nothing recorded: the leases will run out and the messages be retried.
-                    log.error("could not record %d outcomes: %s", len(batch), exc)
-                    changes = []
+                    self._keep_for_later(batch, exc)
+                    await asyncio.sleep(RECORD_RETRY_SECONDS)
+                    continue
+                if self._storage_down:
+                    self._storage_down = False
+                    log.warning("storage is back: outcomes are recorded again")
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
                 self.callbacks.wake()  # accepted and failed messages have status events
                 if changes and self.on_changes is not None:
                     await self.on_changes(changes)
+
+    def _keep_for_later(
+        self, batch: list[tuple[Outcome, asyncio.Future[None]]], error: Exception
+    ) -> None:
+        """Nothing of `batch` was recorded (the database is away, say). What Meta answered is
+        kept, and recorded once the database is back: a message that was sent must not go out
+        again because the database blinked. (Recording checks that each lease is still ours, so
+        one that another worker took meanwhile is not recorded twice.) The sends waiting here
+        keep their slots, so no more is claimed meanwhile."""
+        if not self._storage_down:
+            self._storage_down = True
+            log.warning(
+                "could not record %d outcomes (%s); keeping them until the database is back",
+                len(batch),
+                type(error).__name__,
+            )
+        self._outcomes[:0] = batch
 
 
 def _wall_clock() -> datetime:
