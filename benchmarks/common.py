@@ -662,7 +662,8 @@ def standalone_sandbox(port: int, config: dict[str, Any], log_dir: Path) -> Proc
     does not take CPU from the gateway's event loop. `config` is SandboxConfig's fields.
 
     It also answers `GET /bench/sends`: every `POST …/messages` it answered, as
-    `[epoch seconds, HTTP status, Meta error code or null]`."""
+    `[epoch seconds, HTTP status, Meta error code or null]` (none with `"record_sends": false`
+    in `config`)."""
     path = log_dir / f"sandbox-{port}.json"
     path.write_text(json.dumps({"port": port, **config}))
     args = [PYTHON, str(Path(__file__).resolve()), "sandbox", str(path)]
@@ -682,6 +683,7 @@ def _serve_sandbox(config_path: str) -> None:
 
     raw = json.loads(Path(config_path).read_text())
     port = raw.pop("port")
+    record = raw.pop("record_sends", True)  # a million sends' log would be the sandbox's memory
     if raw.get("state_path"):
         raw["state_path"] = Path(raw["state_path"])
     app = create_sandbox_app(SandboxConfig(**raw))
@@ -721,7 +723,8 @@ def _serve_sandbox(config_path: str) -> None:
         if seen["status"] != 200:
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 code = json.loads(seen["body"])["error"]["code"]
-        sends.append((seen.get("at", time.time()), seen["status"], code))
+        if record:
+            sends.append((seen.get("at", time.time()), seen["status"], code))
 
     uvicorn.run(
         recorder, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on"
