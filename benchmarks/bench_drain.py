@@ -40,6 +40,7 @@ from common import (
     free_port,
     machine,
     phones,
+    postgres_cpu_seconds,
     query,
     rss_mb,
     running,
@@ -47,7 +48,6 @@ from common import (
     sqlite_path,
     standalone_sandbox,
     table,
-    user_cpu_seconds,
     verdict,
     wagate,
     wagate_env,
@@ -341,13 +341,6 @@ def measure(
         + (f" / {pg * per:.2f}" if not isinstance(db, Path) else " / -"),
         verdict(max(worker_mb + api_mb) < LIMIT_MB and flat),
     )
-
-
-def postgres_cpu_seconds() -> float:
-    try:
-        return user_cpu_seconds("postgres")
-    except KeyError:  # a remote server
-        return 0.0
 
 
 if __name__ == "__main__":

@@ -234,6 +234,36 @@ def user_cpu_seconds(user: str) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds the local PostgreSQL server has used so far (0 when it is not on this
+    machine): every live process of the `postgres` user, plus what the server's finished
+    backends used (a parent is charged its reaped children's time), so that connections closing
+    between two readings do not make the difference negative."""
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / hz  # utime + stime
+            parent = int(fields[1])
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{parent}").st_uid == uid:
+                    continue  # a backend: its parent counts it once it is reaped
+            total += (int(fields[13]) + int(fields[14])) / hz  # the server: reaped children
+    return total
+
+
 @contextlib.contextmanager
 def workdir(keep: bool = False) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
