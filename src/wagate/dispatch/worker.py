@@ -18,7 +18,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +30,7 @@ from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
+from wagate.dispatch.heartbeat import Heartbeat
 from wagate.dispatch.pacers import make_pacer
 from wagate.dispatch.pacing import Pacer
 from wagate.dispatch.pacing_share import RESERVE_AHEAD
@@ -40,7 +41,6 @@ from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
 from wagate.store import accounts as account_store
 from wagate.store import outbox as outbox_store
-from wagate.store import workers as worker_store
 from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
 from wagate.store.messages import iso
@@ -86,13 +86,12 @@ class Dispatcher:
         self.on_changes = on_changes
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self._own_pacer = pacer is None
-        self.live_workers = 1  # dispatchers sharing the numbers' rates, as of the last heartbeat
-        self.pacer = pacer or make_pacer(settings, engine=engine, share=lambda: self.live_workers)
+        self.heartbeat = Heartbeat(engine, self.owner)
+        self.pacer = pacer or make_pacer(settings, engine=engine, share=lambda: self.heartbeat.live)
         # Callbacks to the businesses go out wherever messages do, started and stopped with us.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
         self._pacing_turns: dict[str, asyncio.Lock] = {}
         self._committer: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -119,15 +118,12 @@ class Dispatcher:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in (self._task, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._heartbeat = None
-        with contextlib.suppress(Exception):  # others see us gone at once, not when we go stale
-            async with write_tx(self.engine) as conn:
-                await worker_store.leave(conn, worker_id=self.owner, now=_wall_clock())
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.heartbeat.stop()
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
@@ -141,31 +137,8 @@ class Dispatcher:
             await self.pacer.aclose()
         await self.callbacks.stop()
 
-    async def _beat(self) -> None:
-        """Say we are alive, and learn how many dispatchers share the numbers' rates."""
-        now = _wall_clock()
-        async with write_tx(self.engine) as conn:
-            await worker_store.beat(
-                conn, worker_id=self.owner, host=socket.gethostname(), pid=os.getpid(), now=now
-            )
-            self.live_workers = max(1, await worker_store.live(conn, now=now))
-
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(worker_store.HEARTBEAT_SECONDS)
-            try:
-                await self._beat()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # storage away: the last count stands meanwhile
-                log.debug("heartbeat failed: %s", type(exc).__name__)
-
     async def _run(self) -> None:
-        try:  # before the first claim, so that the pacer knows who else is sending
-            await self._beat()
-        except Exception as exc:
-            log.warning("could not record this dispatcher's heartbeat: %s", type(exc).__name__)
-        self._heartbeat = asyncio.create_task(self._heartbeats(), name="wagate-heartbeat")
+        await self.heartbeat.start()
         while not self._stopping:
             try:
                 claimed = await self.run_once()
@@ -454,9 +427,3 @@ class Dispatcher:
                 type(error).__name__,
             )
         self._outcomes[:0] = batch
-
-
-def _wall_clock() -> datetime:
-    """Heartbeats are about real processes: the wall clock, whatever clock the dispatcher was
-    given (tests move theirs by days)."""
-    return datetime.now(UTC)
