@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.support.databases import fresh_database
 from tests.support.query_work import work_of
@@ -249,3 +249,163 @@ async def test_a_claim_reads_the_same_however_many_recipients_wait(
     if kind == "postgresql":
         # Rows and index entries read follow the batch: a few per message claimed.
         assert work["many"] <= 16 * 64, work
+
+
+@pytest.mark.postgres
+async def test_accepts_racing_workers_on_the_same_lanes_lose_nothing(tmp_path: Path) -> None:
+    """PostgreSQL, several connections at once: three accepters keep adding messages to five
+    customers' lanes while two workers claim heads and record them sent. A message accepted
+    into a lane just as its head leaves must become the next head, not be stranded: at the end
+    everything was sent once, no lane ever had two messages in flight, and nothing is left."""
+    with fresh_database("postgresql", tmp_path) as url:
+        migrate(url)
+        engines = [make_async_engine(url) for _ in range(5)]
+        now = SystemClock().now()
+        customers = [*PHONES, "+12025550143", "+13105550188"]
+        try:
+            async with write_tx(engines[0]) as conn:
+                account = await account_store.create_account(conn, name="a", now=now)
+                channel = await account_store.add_channel(
+                    conn, account_id=account["id"], phone_number_id="1", waba_id="w",
+                    access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+                    mps=80, now=now,
+                )  # fmt: skip
+                token, _ = await account_store.create_token(
+                    conn, account_id=account["id"], name="t", now=now
+                )
+                for phone in customers:
+                    inbound = InboundMessage("1", phone[1:], f"w{phone}", now, "text")
+                    await record_inbound(conn, channel=channel, message=inbound, now=now)
+            accepted: list[str] = []
+            in_flight: dict[str, str] = {}  # customer -> message being sent
+            sent: list[str] = []
+            accepting = True
+
+            async def accepter(engine: AsyncEngine, n: int) -> None:
+                for i in range(60):
+                    request = parse_send_request(
+                        {"phone": customers[(n + i) % len(customers)], "message": f"{n}-{i}"}
+                    )
+                    async with write_tx(engine) as conn:
+                        [outcome] = await accept_batch(
+                            conn, [AcceptRequest(token, request)], now=SystemClock().now()
+                        )
+                        # A commit that takes a moment (a busy server): the widest window for
+                        # a head to leave while this message is not yet visible.
+                        await asyncio.sleep(0.003 + 0.002 * (i % 4))
+                    assert isinstance(outcome, dict)
+                    accepted.append(outcome["id"])
+                    await asyncio.sleep(0.004 + 0.002 * (n % 3))
+
+            async def worker(engine: AsyncEngine, owner: str) -> None:
+                lease = timedelta(seconds=60)
+                idle_since = None
+                while True:
+                    async with write_tx(engine) as conn:
+                        claims = await claim(
+                            conn, owner=owner, now=SystemClock().now(), lease=lease, limit=3
+                        )
+                    for c in claims:
+                        assert c.phone not in in_flight, (c.phone, in_flight)
+                        in_flight[c.phone] = c.message_id
+                    await asyncio.sleep(0.001)  # "sending"
+                    if claims:
+                        async with write_tx(engine) as conn:
+                            recorded, _ = await record_outcomes(
+                                conn,
+                                owner=owner,
+                                outcomes=[Sent(c.message_id, f"wamid.{c.message_id}")
+                                          for c in claims],
+                                now=SystemClock().now(),
+                            )  # fmt: skip
+                        assert recorded == {c.message_id for c in claims}
+                        for c in claims:
+                            del in_flight[c.phone]
+                            sent.append(c.message_id)
+                    elif not accepting and len(sent) == len(accepted):
+                        return
+                    elif not accepting:
+                        # Nothing claimable, yet not everything sent: messages without a lane.
+                        idle_since = idle_since or asyncio.get_running_loop().time()
+                        stuck = asyncio.get_running_loop().time() - idle_since
+                        assert stuck < 3, f"{len(accepted) - len(sent)} messages stranded"
+                        await asyncio.sleep(0.05)
+                    if claims:
+                        idle_since = None
+
+            async def accept_all() -> None:
+                nonlocal accepting
+                await asyncio.gather(*(accepter(engines[n], n) for n in range(3)))
+                accepting = False
+
+            await asyncio.wait_for(
+                asyncio.gather(accept_all(), worker(engines[3], "w1"), worker(engines[4], "w2")),
+                timeout=60,
+            )
+            assert sorted(sent) == sorted(accepted) and len(set(sent)) == len(sent) == 180
+            async with engines[0].connect() as conn:
+                left = await conn.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_lanes)"
+                    )
+                )
+                assert tuple(left.one()) == (0, 0)
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_message_accepted_as_its_lanes_head_leaves_becomes_the_next_head(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL, the interleaving that could strand a message, forced: a customer's message is
+    accepted (not yet committed) while the worker records the lane's head sent. The worker must
+    wait for the accept and then hand the lane to the new message; done the other way round, it
+    would see an empty lane, remove it, and the new message would never be claimed."""
+    with fresh_database("postgresql", tmp_path) as url:
+        migrate(url)
+        accepting, working = make_async_engine(url), make_async_engine(url)
+        now = SystemClock().now()
+        try:
+            head = await _one_queued_message(working, now)
+            async with write_tx(working) as conn:
+                [claimed] = await claim(
+                    conn, owner="w", now=now, lease=timedelta(seconds=30), limit=10
+                )
+                token, _ = await account_store.create_token(
+                    conn, account_id=(await _account_of(conn, head)), name="t2", now=now
+                )
+            assert claimed.message_id == head
+            conn = await accepting.connect()
+            await conn.begin()
+            request = parse_send_request({"phone": PHONES[0], "message": "next"})
+            [accepted] = await accept_batch(conn, [AcceptRequest(token, request)], now=now)
+            assert isinstance(accepted, dict)
+
+            async def record_head_sent() -> None:
+                async with write_tx(working) as other:
+                    await record_outcomes(
+                        other, owner="w", outcomes=[Sent(head, "wamid.head")], now=now
+                    )
+
+            recording = asyncio.create_task(record_head_sent())
+            await asyncio.sleep(0.3)
+            assert not recording.done()  # it waits for the accept's lane lock
+            await conn.commit()
+            await conn.close()
+            await asyncio.wait_for(recording, timeout=10)
+            async with write_tx(working) as other:
+                [following] = await claim(
+                    other, owner="w", now=now, lease=timedelta(seconds=30), limit=10
+                )
+            assert following.message_id == accepted["id"]
+        finally:
+            await accepting.dispose()
+            await working.dispose()
+
+
+async def _account_of(conn: AsyncConnection, message_id: str) -> str:
+    result = await conn.execute(select(messages.c.account_id).where(messages.c.id == message_id))
+    account_id: str = result.scalar_one()
+    return account_id
