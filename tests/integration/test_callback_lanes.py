@@ -23,7 +23,7 @@ from tests.support.harness import Harness, running_gateway
 from tests.support.processes import free_port
 from tests.support.query_work import work_of
 from wagate.clock import ManualClock, SystemClock
-from wagate.domain.callbacks import RetryPolicy
+from wagate.domain.callbacks import RetryPolicy, iso
 from wagate.domain.models import InboundMessage
 from wagate.store import accounts as account_store
 from wagate.store import callback_claims, callback_log
@@ -141,6 +141,9 @@ async def test_a_receiver_that_is_down_is_probed_once_per_retry(
             assert len(pending) == len(CUSTOMERS)
             assert sum(d["attempts"] for d in pending) == 4 + 5
             assert all(d["last_status_code"] in (None, 503) for d in pending)
+            # Each shows when it can go next: with the account's next probe.
+            due = (await _account_state(gateway)).due_at
+            assert {d["next_attempt_at"] for d in pending} == {iso(due)}
 
             receiver.fail_with = None
             state = await _account_state(gateway)
