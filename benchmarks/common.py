@@ -68,6 +68,9 @@ def wagate_env(data_dir: Path, database_url: str | None = None, **extra: str) ->
     env = {k: v for k, v in os.environ.items() if k not in _OWN_SETTINGS}
     env["WAGATE_DATA_DIR"] = str(data_dir)
     env["WAGATE_HOST"] = HOST
+    # The stand-alone sandbox the servers send to listens on loopback, which the egress policy
+    # refuses unless allowed.
+    env.setdefault("WAGATE_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
     if database_url:
         env["WAGATE_DATABASE_URL"] = database_url
     env.update(extra)

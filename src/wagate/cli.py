@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wagate import cli_send, cli_templates
 from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.store import accounts as account_store
 from wagate.store.db import make_async_engine, migrate, write_tx
@@ -141,13 +140,14 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )
+        from wagate.egress import graph_transport
         from wagate.sandbox.fastpath import GraphSendFastPath, InProcessClient
 
         # Sends skip the gateway's and the sandbox's FastAPI stacks (most of a send's CPU).
         cloud_http = InProcessClient(
             settings.local_url,
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
-            AiohttpTransport(),
+            graph_transport(settings),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         )
 
@@ -262,15 +262,14 @@ async def _worker_forever(settings: Settings, url: str) -> None:
 
     from wagate.cloud.client import CloudClient
     from wagate.dispatch.worker import Dispatcher
+    from wagate.egress import graph_client
 
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.send_timeout, connect=5.0), transport=AiohttpTransport()
-    ) as http:
+    async with graph_client(settings) as http:
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
         )

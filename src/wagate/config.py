@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,19 @@ class Settings(BaseSettings):
         default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
     )
     callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
+    egress_allow: str = Field(
+        default="",
+        description="comma-separated CIDRs that outbound requests may reach although private, "
+        "loopback or otherwise refused (e.g. 127.0.0.0/8,10.1.0.0/16); see wagate.egress",
+    )
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_ranges(cls, value: str) -> str:
+        from wagate.egress import parse_ranges
+
+        parse_ranges(value)  # a typo fails at start-up, not at the first send
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

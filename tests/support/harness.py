@@ -26,6 +26,9 @@ from wagate.sandbox import create_sandbox_app
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
+LOOPBACK = "127.0.0.0/8,::1/128"
+"""What tests allow the egress policy to reach: their peers (receivers, a sandbox) listen on
+loopback ports."""
 
 
 @dataclass
@@ -90,6 +93,7 @@ async def running_gateway(
     status_delay: float = 0.01,
     **settings_overrides: Any,
 ) -> AsyncIterator[Harness]:
+    settings_overrides.setdefault("egress_allow", LOOPBACK)
     settings = Settings(
         data_dir=data_dir, database_url=database_url, public_url=BASE, **settings_overrides
     )

@@ -289,6 +289,12 @@ class Dispatcher:
                 return
 
     def _after_error(self, claim: Claim, error: CloudApiError) -> Outcome:
+        if error.refused_by_egress_policy:
+            # The channel's Graph URL leads somewhere wagate may not go; asking again cannot
+            # change that (the operator can, with WAGATE_EGRESS_ALLOW and a restart).
+            return Failed(
+                claim.message_id, code="url_not_allowed", title=error.title, details=error.details
+            )
         retry_class = meta_errors.classify(error.meta_code, error.http_status)
         if retry_class is meta_errors.RetryClass.PERMANENT:
             return Failed(
