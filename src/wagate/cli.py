@@ -77,6 +77,20 @@ def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         raise AssertionError from exc  # unreachable
 
 
+def _check_egress(option: str, url: str) -> None:
+    """Refuse a URL that the egress policy would not let wagate reach (url_not_allowed)."""
+    from wagate.egress import EgressPolicy
+
+    try:
+        policy = EgressPolicy.from_settings(Settings())
+    except ValueError as exc:  # a bad WAGATE_EGRESS_ALLOW
+        _fail(str(exc))
+        return
+    problem = asyncio.run(policy.url_problem(url))
+    if problem is not None:
+        _fail(f"{option} is not allowed (url_not_allowed): {problem}")
+
+
 async def _account_id(conn: AsyncConnection, name: str | None) -> str | None:
     """The id of the account named `name`, or None (all accounts) when no name is given."""
     if name is None:
@@ -394,6 +408,8 @@ def accounts_set_callback(
         _fail("give --url URL, --clear or --rotate-secret")
     if url is not None and (problem := callback_url_problem(url, "--url")) is not None:
         _fail(problem.message)
+    if url is not None:
+        _check_egress("--url", url)
 
     async def work(conn: AsyncConnection) -> callback_log.CallbackSettings:
         acc = await account_store.require_account(conn, name=account)
@@ -440,6 +456,7 @@ def channels_add(
             _fail(f"{label} must not be blank")
     if not graph_url.startswith(("http://", "https://")):
         _fail("--graph-url must start with http:// or https://")
+    _check_egress("--graph-url", graph_url)
 
     async def work(conn: AsyncConnection) -> account_store.Channel:
         acc = await account_store.require_account(conn, name=account)

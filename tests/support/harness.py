@@ -22,7 +22,9 @@ from wagate.bootstrap import SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
 from wagate.dispatch.worker import Dispatcher
+from wagate.egress import graph_transport
 from wagate.sandbox import create_sandbox_app
+from wagate.sandbox.fastpath import InProcessClient
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
@@ -91,8 +93,12 @@ async def running_gateway(
     clock: Clock | None = None,
     run_dispatcher: bool = True,
     status_delay: float = 0.01,
+    graph_over_network: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Harness]:
+    """`graph_over_network`: the dispatcher's Cloud API client is wired as `wagate serve`
+    wires it (the sandbox in-process, any other Graph URL over the network under the egress
+    policy); `sent_to_meta` then stays empty. Otherwise every Graph request goes in-process."""
     settings_overrides.setdefault("egress_allow", LOOPBACK)
     settings = Settings(
         data_dir=data_dir, database_url=database_url, public_url=BASE, **settings_overrides
@@ -121,11 +127,20 @@ async def running_gateway(
         if request.url.path.endswith("/messages"):
             sent_to_meta.append(json.loads(request.content))
 
-    cloud_http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=gateway),
-        timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-        event_hooks={"request": [record]},
-    )
+    cloud_http: httpx.AsyncClient
+    if graph_over_network:
+        cloud_http = InProcessClient(
+            BASE,
+            httpx.ASGITransport(app=gateway),
+            graph_transport(settings),
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+        )
+    else:
+        cloud_http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway),
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+            event_hooks={"request": [record]},
+        )
     app = create_app(
         settings,
         engine=engine,

@@ -92,7 +92,7 @@ class CloudApiError(Exception):
         if self.http_status is not None:
             parts.append(f"HTTP {self.http_status}")
         head = " ".join(parts) or "Cloud API"
-        text = f"{head}: {self.title}"
+        text = head if self.title == head else f"{head}: {self.title}"
         if self.details and self.details != self.title:
             text += f" ({self.details})"
         return text
@@ -267,7 +267,7 @@ def _parse_error(response: httpx.Response, token: str) -> CloudApiError:
         return CloudApiError(
             None,
             f"HTTP {response.status_code}",
-            f"{describe_answer(response)} is not Meta's error object",
+            f"{describe_answer(response)}, not Meta's error object",
             http_status=response.status_code,
             retry_after=retry_after,
         )
@@ -297,12 +297,11 @@ def _json_or_none(response: httpx.Response) -> Any:
 
 
 def describe_answer(response: httpx.Response) -> str:
-    """What an answer was, without what it said: 'the answer (HTTP 502, text/html, 1,234
-    bytes)'."""
+    """What an answer was, without what it said: 'an HTTP 502 answer of 1,234 bytes of
+    text/html'."""
     kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not re.fullmatch(r"[a-z0-9.+-]{1,40}/[a-z0-9.+-]{1,60}", kind):
-        kind = "no content type"
-    return f"the answer (HTTP {response.status_code}, {kind}, {len(response.content):,} bytes)"
+    of_kind = f" of {kind}" if re.fullmatch(r"[a-z0-9.+-]{1,40}/[a-z0-9.+-]{1,60}", kind) else ""
+    return f"an HTTP {response.status_code} answer of {len(response.content):,} bytes{of_kind}"
 
 
 def _clip(text: str) -> str:

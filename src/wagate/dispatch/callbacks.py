@@ -252,7 +252,7 @@ class CallbackSender:
                 status_code = answer.status_code
                 text = "" if answer.is_success else await _read_some(answer)
         except httpx.TimeoutException:
-            error = f"No complete answer within {deadline:g} s."
+            error = f"No complete answer within {round(deadline, 1):g} s."
         except httpx.HTTPError as exc:
             # The exception's text names the problem (connection refused, TLS, ...), never the
             # URL, which may carry credentials.

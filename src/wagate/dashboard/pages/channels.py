@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wagate.dashboard import queries
-from wagate.dashboard.rules import DEFAULT_GRAPH_URL, check_channel_form, mask_secret
+from wagate.dashboard.rules import (
+    DEFAULT_GRAPH_URL,
+    ChannelForm,
+    check_channel_form,
+    mask_secret,
+)
 from wagate.dashboard.web import PageNotFound, PostedForm, SignedIn, dashboard_of, render, see_other
 from wagate.store import accounts as account_store
 from wagate.store.accounts import Channel
@@ -83,11 +88,24 @@ async def new_channel(request: Request, user: SignedIn) -> Response:
     return _form_page(request, channel=None, values=_values(None))
 
 
+async def _checked(
+    request: Request, posted: PostedForm, *, new: bool
+) -> tuple[ChannelForm | None, dict[str, str]]:
+    """The form's values, or every problem with them: the form's rules, then whether the
+    egress policy lets wagate reach its Graph URL (url_not_allowed, with the reason)."""
+    form, problems = check_channel_form(dict(posted.form), new=new)
+    errors = {p.field: p.message for p in problems}
+    if form is not None:
+        refusal = await dashboard_of(request).services.egress.url_problem(form.graph_url)
+        if refusal is not None:
+            return None, {"graph_url": refusal}
+    return form, errors
+
+
 @router.post("/channels")
 async def add_channel(request: Request, posted: PostedForm) -> Response:
     values = {name: posted.text(name) for name in _FIELDS}
-    form, problems = check_channel_form(dict(posted.form), new=True)
-    errors = {p.field: p.message for p in problems}
+    form, errors = await _checked(request, posted, new=True)
     if form is not None:
         services = dashboard_of(request).services
         try:
@@ -137,8 +155,7 @@ async def edit_channel(channel_id: str, request: Request, user: SignedIn) -> Res
 async def save_channel(channel_id: str, request: Request, posted: PostedForm) -> Response:
     channel = await _own_channel(request, posted.user.account_id, channel_id)
     values = {name: posted.text(name) for name in _FIELDS}
-    form, problems = check_channel_form(dict(posted.form), new=False)
-    errors = {p.field: p.message for p in problems}
+    form, errors = await _checked(request, posted, new=False)
     if form is not None:
         services = dashboard_of(request).services
         try:
