@@ -476,7 +476,7 @@ def channels_add(
 
     channel = _db(work)
     settings = Settings()
-    data = channel.public() | {"webhook_url": settings.base_url + "/webhooks/whatsapp"}
+    data = channel.public() | {"webhook_url": f"{settings.base_url}/webhooks/whatsapp/{channel.id}"}
     if as_json:
         _emit(data, True)
     else:
@@ -717,6 +717,16 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     settings = Settings()
     identity = SandboxIdentity.load_or_create(settings.data_dir)
     base = _server_url(server)
+
+    async def channel_id(conn: AsyncConnection) -> str | None:
+        named = await account_store.channels_named(
+            conn, phone_number_ids=[identity.phone_number_id]
+        )
+        return named[0].id if named else None
+
+    # The channel's own webhook path once `wagate serve` has made the channel (one signature
+    # check per request); the shared one before.
+    found = _db(channel_id)
     data = {
         "graph_url": base + "/sandbox/graph",
         "graph_api_version": settings.graph_api_version,
@@ -727,7 +737,7 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         "app_secret": identity.app_secret,
         "verify_token": identity.verify_token,
         "account": SANDBOX_ACCOUNT,
-        "webhook_url": base + "/webhooks/whatsapp",
+        "webhook_url": base + "/webhooks/whatsapp" + (f"/{found}" if found else ""),
     }
     if as_json:
         _emit(data, True)

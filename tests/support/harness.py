@@ -18,13 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.api.app import create_app
 from wagate.asgi import LateASGI
-from wagate.bootstrap import SandboxIdentity, ensure_sandbox
+from wagate.bootstrap import SANDBOX_ACCOUNT, SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
 from wagate.dispatch.worker import Dispatcher
 from wagate.egress import graph_transport
 from wagate.sandbox import create_sandbox_app
 from wagate.sandbox.fastpath import InProcessClient
+from wagate.store import accounts as account_store
+from wagate.store.accounts import Channel
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
@@ -52,6 +54,21 @@ class Harness:
     def dispatcher(self) -> Dispatcher:
         dispatcher: Dispatcher = self.app.state.dispatcher
         return dispatcher
+
+    async def sandbox_channel(self) -> Channel:
+        """The sandbox account's channel (its own webhook path is `webhook_path`)."""
+        async with self.engine.connect() as conn:
+            [channel] = await account_store.list_channels(conn, account_id=await self.account_id())
+        return channel
+
+    async def account_id(self) -> str:
+        """The sandbox account's id."""
+        async with self.engine.connect() as conn:
+            found = await account_store.require_account(conn, name=SANDBOX_ACCOUNT)
+        return str(found["id"])
+
+    async def webhook_path(self) -> str:
+        return f"/webhooks/whatsapp/{(await self.sandbox_channel()).id}"
 
     async def reply(self, phone: str, **fields: Any) -> dict[str, Any]:
         """The customer writes to the business through the sandbox (a signed webhook)."""

@@ -29,6 +29,7 @@ from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
+from wagate.dispatch.housekeeping import Housekeeper
 from wagate.dispatch.pacing import Pacer, make_pacer
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
@@ -88,6 +89,7 @@ class Dispatcher:
         )
         # Callbacks to the businesses go out wherever messages do, started and stopped with us.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
+        self.housekeeper = Housekeeper(engine, clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
@@ -109,6 +111,7 @@ class Dispatcher:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
+        self.housekeeper.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -130,6 +133,7 @@ class Dispatcher:
         if self._own_pacer:
             await self.pacer.aclose()
         await self.callbacks.stop()
+        await self.housekeeper.stop()
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -29,10 +29,12 @@ _FIELDS = (
 )
 
 
-def webhook_url(request: Request) -> str:
-    """The URL Meta must call: the configured public URL, else the one this page came from."""
+def webhook_url(request: Request, channel: Channel | None = None) -> str:
+    """The URL Meta must call (the configured public URL, else the one this page came from):
+    the channel's own, or the shared one."""
     public = dashboard_of(request).services.settings.public_url
-    return (public or str(request.base_url)).rstrip("/") + "/webhooks/whatsapp"
+    shared = (public or str(request.base_url)).rstrip("/") + "/webhooks/whatsapp"
+    return f"{shared}/{channel.id}" if channel is not None else shared
 
 
 def _values(channel: Channel | None) -> dict[str, str]:
@@ -59,6 +61,7 @@ async def channel_list(request: Request, user: SignedIn) -> Response:
         channels=found,
         mask=mask_secret,
         webhook_url=webhook_url(request),
+        channel_webhook_url=lambda channel: webhook_url(request, channel),
         saved=request.query_params.get("saved"),
     )
 
@@ -79,7 +82,7 @@ def _form_page(
         values=values,
         errors=errors or {},
         mask=mask_secret,
-        webhook_url=webhook_url(request),
+        webhook_url=webhook_url(request, channel),
     )
 
 
