@@ -79,8 +79,12 @@ _POST_ERRORS: dict[int | str, dict[str, Any]] = {
     413: _error("Body over 8 MiB, or more than 1,000 updates"),
     503: _error("Storage unavailable; nothing was stored (Meta retries)"),
 }
+# The handshake answers text/plain; its refusal, JSON in the documented shape.
 _GET_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: _error("hub.mode, hub.verify_token or hub.challenge missing or wrong"),
+    403: {
+        "description": "hub.mode, hub.verify_token or hub.challenge missing or wrong",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    },
 }
 
 ModeQuery = Annotated[str | None, Query(alias="hub.mode")]
