@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     @field_validator("egress_allow")
     @classmethod
     def _egress_ranges(cls, value: str) -> str:
-        from wagate.egress import parse_ranges
+        from wagate.egress.policy import parse_ranges
 
         parse_ranges(value)  # a typo fails at start-up, not at the first send
         return value

@@ -22,6 +22,7 @@ from tests.support.processes import cli, cli_json, free_port, wagate_env
 from tests.support.tenants import add_channel, open_window, sqlite_url
 from wagate.bootstrap import SANDBOX_ACCOUNT
 from wagate.dispatch.callbacks import CallbackSender
+from wagate.egress import EgressPolicy, EgressRefused, egress_client, parse_ranges
 from wagate.store import accounts as account_store
 from wagate.store import callback_log
 from wagate.store.callbacks import DueDelivery
@@ -380,3 +381,33 @@ def test_the_cli_refuses_urls_wagate_may_not_reach(tmp_path: Path) -> None:
     allowed = wagate_env(tmp_path / "data", WAGATE_SANDBOX="off", WAGATE_EGRESS_ALLOW="10.0.0.0/8")
     added = cli_json(allowed, *channel, "--graph-url", "http://10.1.2.3/graph")
     assert added["graph_url"] == "http://10.1.2.3/graph"
+
+
+# --------------------------------------------------------------------------- behind a proxy
+
+
+async def test_behind_a_proxy_the_proxy_is_checked_and_destinations_before_sending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection goes to the proxy, so the proxy's address is what must be allowed; the
+    destination, which only the proxy connects to, is checked before anything is sent."""
+    async with serving(fixed(200, b"via the proxy")) as (proxy, peer):
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        allowed = EgressPolicy(parse_ranges("127.0.0.1/32"))
+        async with egress_client(allowed, max_answer_bytes=MiB, timeout=5) as http:
+            answer = await http.get("http://callbacks.invalid/hook")
+            assert answer.text == "via the proxy"
+            assert peer.requests[0].startswith(b"GET http://callbacks.invalid/hook ")
+            for refused, why in (
+                ("http://169.254.169.254/latest/meta-data/", "a link-local address"),
+                ("http://[::1]/admin", "a loopback address"),
+            ):
+                with pytest.raises(EgressRefused, match=why):
+                    await http.get(refused)
+        async with egress_client(EgressPolicy(), max_answer_bytes=MiB, timeout=5) as http:
+            with pytest.raises(EgressRefused, match=r"127\.0\.0\.1 is a loopback address"):
+                await http.get("http://callbacks.invalid/hook")
+    assert len(peer.requests) == 1
