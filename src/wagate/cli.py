@@ -725,8 +725,11 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         return named[0].id if named else None
 
     # The channel's own webhook path once `wagate serve` has made the channel (one signature
-    # check per request); the shared one before.
-    found = _db(channel_id)
+    # check per request); the shared one before, or when the database cannot be read.
+    try:
+        found = _db(channel_id)
+    except Exception:
+        found = None
     data = {
         "graph_url": base + "/sandbox/graph",
         "graph_api_version": settings.graph_api_version,

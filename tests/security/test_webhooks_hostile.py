@@ -279,18 +279,21 @@ async def test_a_batch_with_an_unstorable_message_stores_the_rest(
 # --------------------------------------------------------------------------- parked statuses
 
 
-async def test_parked_statuses_that_never_match_are_dropped_after_a_day(gw: Harness) -> None:
-    statuses = [status(f"wamid.never.{i}", "sent") for i in range(5)]
-    raw = json.dumps(batch(gw.identity.phone_number_id, statuses=statuses)).encode()
-    assert (await post(gw, raw)).status_code == 200
-    assert await count(gw, pending_statuses) == 5
-    clock = ManualClock()
-    assert await prune_once(gw.engine, clock, batch=2) == 0  # not a day old yet
-    clock.advance(hours=23)
-    assert await prune_once(gw.engine, clock, batch=2) == 0
-    clock.advance(hours=2)
-    assert await prune_once(gw.engine, clock, batch=2) == 5  # in batches of 2
-    assert await count(gw, pending_statuses) == 0
+async def test_parked_statuses_that_never_match_are_dropped_after_a_day(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with running_gateway(database_url, tmp_path / "data") as gw:
+        statuses = [status(f"wamid.never.{i}", "sent") for i in range(5)]
+        raw = json.dumps(batch(gw.identity.phone_number_id, statuses=statuses)).encode()
+        assert (await post(gw, raw)).status_code == 200
+        assert await count(gw, pending_statuses) == 5
+        clock = ManualClock()
+        assert await prune_once(gw.engine, clock, batch=2) == 0  # not a day old yet
+        clock.advance(hours=23)
+        assert await prune_once(gw.engine, clock, batch=2) == 0
+        clock.advance(hours=2)
+        assert await prune_once(gw.engine, clock, batch=2) == 5  # in batches of 2
+        assert await count(gw, pending_statuses) == 0
 
 
 async def test_the_housekeeper_runs_with_the_dispatcher(gw: Harness) -> None:
