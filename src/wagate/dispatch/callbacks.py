@@ -164,6 +164,9 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         now = self.clock.now()
+        # The claim's lease runs from `now`; as this process's monotonic clock sees it, it ends
+        # no later than this.
+        leased_until = time.monotonic() + self.lease.total_seconds()
         # An idle sender only reads; the claim (a write transaction) waits for work.
         async with self.engine.connect() as conn:
             if time.monotonic() - self._depth_counted_at > DEPTH_EVERY_SECONDS:
@@ -178,8 +181,6 @@ class CallbackSender:
             return 0
         # While a receiver is down its due events pile up behind their lanes' heads, and the
         # claim passes over them: off the event loop too.
-        # The lease as this process's clock sees it, from before the claim (so never later).
-        leased_until = time.monotonic() + self.lease.total_seconds()
         with in_thread():
             async with write_tx(self.engine) as conn:
                 claims = await callback_store.claim(
