@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,8 +42,7 @@ class BulkInsert:
         self.columns = tuple(columns)
         self._prepared: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
-    def _prepare(self, conn: AsyncConnection) -> tuple[str, tuple[Any, ...]]:
-        dialect = conn.dialect
+    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -59,10 +58,11 @@ class BulkInsert:
             prepared = self._prepared[dialect.name] = (sql, processors)
         return prepared
 
-    async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        sql, processors = self._prepare(conn)
+    def statement(
+        self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[tuple[Any, ...]]]:
+        """The SQL and the rows as the driver takes them (for `executemany`)."""
+        sql, processors = self._prepare(dialect)
         columns = self.columns
         memo: dict[tuple[int, int], Any] = {}  # the same value (a batch's `now`) converted once
         params = []
@@ -79,4 +79,10 @@ class BulkInsert:
                     value = converted
                 values.append(value)
             params.append(tuple(values))
+        return sql, params
+
+    async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        sql, params = self.statement(conn.dialect, rows)
         await conn.exec_driver_sql(sql, params)
