@@ -18,7 +18,9 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is 64 KiB.")
+                raise PayloadTooLarge(
+                    f"The request body is {declared} bytes; the limit is {_size(limit)}."
+                )
         except ValueError:
             raise InvalidBody("The Content-Length header is not a number.") from None
     # Straight from the ASGI channel: Starlette's Request.stream() costs more per request
@@ -32,11 +34,15 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge("The request body is larger than 64 KiB.")
+            raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit // 2**10} KiB"
 
 
 def _media_type(request: Request) -> str:

@@ -43,6 +43,8 @@ class AcceptRequest:
     # A caller whose account is already known (the dashboard's signed-in user): no token is
     # checked and no API rate applies; everything else is the same.
     account_id: str | None = None
+    # Already counted against the account's API rate (a batch counts its items itself).
+    rate_counted: bool = False
 
 
 class Deferred:
@@ -80,13 +82,17 @@ def window_closed_error(phone: str, last_inbound: datetime | None) -> OutsideSer
     )
 
 
-def _unknown_channel(wanted: str | None) -> ValidationFailed:
+def unknown_channel_field(wanted: str | None) -> FieldError:
     message = (
         f"This account has no channel {wanted!r}."
         if wanted
         else "This account has no WhatsApp number yet; add one with `wagate channels add`."
     )
-    return ValidationFailed([FieldError("channel", "unknown_channel", message)])
+    return FieldError("channel", "unknown_channel", message)
+
+
+def _unknown_channel(wanted: str | None) -> ValidationFailed:
+    return ValidationFailed([unknown_channel_field(wanted)])
 
 
 def _pick_channel(candidates: Sequence[ChannelChoice], wanted: str | None) -> ChannelChoice | None:
@@ -146,7 +152,9 @@ async def accept_rows(
             if token is None:
                 outcomes.append(InvalidToken())
                 continue
-            wait = rate_check(token.account_id, token.api_rate) if rate_check else None
+            wait = None
+            if rate_check is not None and not item.rate_counted:
+                wait = rate_check(token.account_id, token.api_rate)
             if wait is not None:
                 outcomes.append(RateLimited(wait, api_rate=token.api_rate))
                 continue
