@@ -30,6 +30,7 @@ from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
 from wagate.dispatch.pacing import Pacer, make_pacer
+from wagate.dispatch.pruner import Pruner
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
 from wagate.domain.models import MessageContent, MessageType
@@ -86,8 +87,10 @@ class Dispatcher:
             pair_interval=settings.pair_interval or 6.0,
             pair_burst=settings.pair_burst,
         )
-        # Callbacks to the businesses go out wherever messages do, started and stopped with us.
+        # Callbacks to the businesses go out wherever messages do, started and stopped with us;
+        # so does the retention pruner.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
+        self.pruner = Pruner(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
@@ -109,6 +112,7 @@ class Dispatcher:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
+        self.pruner.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -130,6 +134,7 @@ class Dispatcher:
         if self._own_pacer:
             await self.pacer.aclose()
         await self.callbacks.stop()
+        await self.pruner.stop()
 
     async def _run(self) -> None:
         while not self._stopping:
