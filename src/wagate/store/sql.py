@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Dialect, Table
@@ -64,20 +65,21 @@ class BulkInsert:
         """The SQL and the rows as the driver takes them (for `executemany`)."""
         sql, processors = self._prepare(dialect)
         columns = self.columns
-        memo: dict[tuple[int, int], Any] = {}  # the same value (a batch's `now`) converted once
+        converting = [(i, process) for i, process in enumerate(processors) if process is not None]
+        # The same time (a batch's `now`) is converted once, not once a row.
+        times: dict[datetime, Any] = {}
         params = []
         for row in rows:
-            values = []
-            for i, name in enumerate(columns):
-                value = row[name]
-                process = processors[i]
-                if process is not None:
-                    key = (i, id(value))
-                    converted = memo.get(key)
+            values = [row[name] for name in columns]
+            for i, process in converting:
+                value = values[i]
+                if type(value) is datetime:
+                    converted = times.get(value)
                     if converted is None:
-                        converted = memo[key] = process(value)
-                    value = converted
-                values.append(value)
+                        converted = times[value] = process(value)
+                    values[i] = converted
+                else:
+                    values[i] = process(value)
             params.append(tuple(values))
         return sql, params
 
