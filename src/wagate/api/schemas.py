@@ -226,10 +226,14 @@ class BatchTemplateItem(BaseModel):
 
 class BatchBody(BaseModel):
     token: str | None = Field(None, description="Or send `Authorization: Bearer <token>`")
-    messages: list[BatchTextItem | BatchTemplateItem] = Field(
+    # Any value is taken into the batch: an item that is not a valid send is refused in its
+    # own result (207), not by refusing the request, and the description says so exactly.
+    messages: list[BatchTextItem | BatchTemplateItem | Any] = Field(
         min_length=1,
         max_length=BATCH_MAX_ITEMS,
-        description="1 to 1,000 sends, each judged and stored on its own; `kind` says which",
+        description="1 to 1,000 sends, each judged and stored on its own; `kind` says which. "
+        "An item that is not a valid send (of a kind this server does not send, breaking a "
+        "field rule, not an object) is refused in its own result, the others stored.",
     )
 
 
