@@ -5,6 +5,8 @@ store exactly what SQLAlchemy's would."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -273,3 +275,30 @@ async def test_both_ways_of_accepting_store_the_same_rows(tmp_path: Path) -> Non
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_the_write_ahead_log_is_checkpointed_beside_the_accepts(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """The acceptor's commits leave checkpoints to a thread of their own (SQLite's automatic
+    one would run inside a commit, every writer waiting): the log still reaches the database
+    file, well before SQLite's own 1,000-page threshold."""
+    clock = ManualClock()
+    token = await _setup(sqlite_engine, clock)
+    acceptor = Acceptor(sqlite_engine, clock)
+    database = str(sqlite_engine.url.database)
+    try:
+        await acceptor.accept(_send(token, phone=OPEN[0], message="first"))
+        assert acceptor._direct is not None and acceptor._direct._checkpoint is not None
+        await acceptor._direct._checkpoint
+        before = os.stat(database).st_size  # the database file, not its log
+        for n in range(30):
+            await acceptor.accept(_send(token, phone=OPEN[n % 2], message=f"m{n}"))
+        await asyncio.sleep(DirectWriter.CHECKPOINT_INTERVAL)
+        await acceptor.accept(_send(token, phone=OPEN[0], message="last"))
+        await acceptor._direct._checkpoint
+        assert os.stat(database).st_size > before
+        with sqlite3.connect(database) as check:
+            assert check.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        await acceptor.aclose()

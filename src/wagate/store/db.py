@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_inline
+
+log = logging.getLogger("wagate.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -168,30 +171,51 @@ class DirectWriter:
     Through SQLAlchemy and aiosqlite a statement costs 50-90 µs of CPU, checking a connection
     out of the pool and back ~60 µs; straight on the driver a statement costs 2-5 µs. For a
     request that commits alone that was most of its time. COMMIT (the fsync) runs in the
-    connection's thread, and so does BEGIN when another process holds the lock."""
+    connection's thread, and so does BEGIN when another process holds the lock.
+
+    Its commits never checkpoint the write-ahead log: SQLite's automatic checkpoint runs inside
+    the COMMIT that crosses 1,000 pages (copying them into the database and fsyncing it), while
+    every writer of the process waits behind it. Instead, at most once every
+    `CHECKPOINT_INTERVAL` seconds after its commits, a PASSIVE checkpoint runs on a connection of
+    its own in a worker thread, which lets writers go on. (The other connections keep SQLite's
+    automatic checkpoints: a process without an acceptor still keeps its log short.)"""
+
+    CHECKPOINT_INTERVAL = 1.0
 
     def __init__(self, engine: AsyncEngine) -> None:
         if not runs_inline(engine):
             raise TypeError("DirectWriter needs an engine from make_async_engine on a file")
         self.engine = engine
+        self._path = str(engine.url.database)
         self._conn: AsyncConnection | None = None
+        self._inline: InlineConnection | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointed_at = 0.0
 
     async def aclose(self) -> None:
         async with _write_lock(self.engine):
             if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
+                # Not back to the pool: it does not checkpoint, as other connections must.
+                await self._drop(self._conn)
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+
+    async def _connection(self) -> tuple[AsyncConnection, InlineConnection]:
+        if self._conn is None or self._inline is None:
+            conn = await self.engine.connect()
+            inline = (await conn.get_raw_connection()).driver_connection
+            assert isinstance(inline, InlineConnection)
+            inline.driver.execute("PRAGMA wal_autocheckpoint=0").close()
+            self._conn, self._inline = conn, inline
+        return self._conn, self._inline
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
         async with _write_lock(self.engine):
-            conn = self._conn
-            if conn is None:
-                conn = self._conn = await self.engine.connect()
+            conn, inline = await self._connection()
+            driver = inline.driver
             try:
-                inline = (await conn.get_raw_connection()).driver_connection
-                assert isinstance(inline, InlineConnection)
-                driver = inline.driver
                 await inline.call(driver.execute, "BEGIN IMMEDIATE")
             except BaseException:
                 await self._drop(conn)
@@ -212,8 +236,31 @@ class DirectWriter:
                 # thread once the commit is done, and the next transaction opens another.
                 await self._drop(conn)
                 raise
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        if loop.time() - self._checkpointed_at < self.CHECKPOINT_INTERVAL:
+            return
+        self._checkpointed_at = loop.time()
+        self._checkpoint = loop.run_in_executor(None, _checkpoint, self._path)
 
     async def _drop(self, conn: AsyncConnection) -> None:
-        self._conn = None
+        self._conn = self._inline = None
         with contextlib.suppress(Exception):
             await conn.invalidate()
+
+
+def _checkpoint(path: str) -> None:
+    """A PASSIVE checkpoint (in a worker thread): copies what it can of the log into the
+    database without waiting for, or holding up, readers and writers."""
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # the next one tries again
+        log.warning("checkpoint of %s failed: %s", path, exc)
