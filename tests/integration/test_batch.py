@@ -127,6 +127,11 @@ async def test_whole_request_problems_answer_the_whole_request(gateway: Harness)
     ):
         problem = await error(await _post(gateway, body), 422)
         assert (problem["code"], problem["field"]) == (code, "messages")
+    typed = await error(await _post(gateway, {"token": 5, "messages": one}), 422)
+    assert (typed["code"], typed["field"]) == ("invalid_field", "token")
+    options = await gateway.client.options("/v1/messages/batch", headers=gateway.auth)
+    assert (await error(options, 405))["code"] == "method_not_allowed"
+    assert options.headers["Allow"] == "POST"
     keyed = await _post(gateway, {"messages": one}, headers={"Idempotency-Key": "k"})
     assert (await error(keyed, 422))["field"] == "Idempotency-Key"
     huge = json.dumps({"messages": [{"phone": CUSTOMER, "message": "x" * 9000}] * 1000})

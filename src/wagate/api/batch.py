@@ -68,6 +68,11 @@ def _responses() -> dict[int | str, dict[str, Any]]:
 async def send_batch(request: Request) -> JSONResponse:
     services = get_services(request)
     body = await _read_json_object(request)
+    if body.get("token") is not None and not isinstance(body["token"], str):
+        raise ValidationFailed(
+            [FieldError("token", "invalid_field", "token must be a string (or send it as "
+                        "Authorization: Bearer <token>).")]
+        )  # fmt: skip
     token = request_token(request, body)
     if "idempotency-key" in request.headers:
         raise ValidationFailed(
