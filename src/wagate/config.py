@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     retention_interval: float = Field(
         default=60.0, gt=0, description="seconds between two pruning rounds"
     )
-    retention_batch: int = Field(default=500, ge=1, description="rows deleted per transaction")
+    retention_batch: int = Field(
+        default=200, ge=1, description="messages (or rows of other kinds) per transaction"
+    )
 
     def retention(self, setting: str) -> float:
         """Days for a per-kind retention setting (its own value, or retention_days)."""
