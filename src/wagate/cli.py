@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wagate import cli_send, cli_templates
 from wagate.asgi import LateASGI
 from wagate.clock import SystemClock
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.store import accounts as account_store
 from wagate.store.db import make_async_engine, migrate, write_tx
@@ -76,6 +75,20 @@ def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     except (account_store.AlreadyExists, account_store.UnknownAccount) as exc:
         _fail(str(exc))
         raise AssertionError from exc  # unreachable
+
+
+def _check_egress(option: str, url: str) -> None:
+    """Refuse a URL that the egress policy would not let wagate reach (url_not_allowed)."""
+    from wagate.egress import EgressPolicy
+
+    try:
+        policy = EgressPolicy.from_settings(Settings())
+    except ValueError as exc:  # a bad WAGATE_EGRESS_ALLOW
+        _fail(str(exc))
+        return
+    problem = asyncio.run(policy.url_problem(url))
+    if problem is not None:
+        _fail(f"{option} is not allowed (url_not_allowed): {problem}")
 
 
 async def _account_id(conn: AsyncConnection, name: str | None) -> str | None:
@@ -141,13 +154,14 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )
+        from wagate.egress import graph_transport
         from wagate.sandbox.fastpath import GraphSendFastPath, InProcessClient
 
         # Sends skip the gateway's and the sandbox's FastAPI stacks (most of a send's CPU).
         cloud_http = InProcessClient(
             settings.local_url,
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
-            AiohttpTransport(),
+            graph_transport(settings),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         )
 
@@ -262,15 +276,14 @@ async def _worker_forever(settings: Settings, url: str) -> None:
 
     from wagate.cloud.client import CloudClient
     from wagate.dispatch.worker import Dispatcher
+    from wagate.egress import graph_client
 
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.send_timeout, connect=5.0), transport=AiohttpTransport()
-    ) as http:
+    async with graph_client(settings) as http:
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
         )
@@ -395,6 +408,8 @@ def accounts_set_callback(
         _fail("give --url URL, --clear or --rotate-secret")
     if url is not None and (problem := callback_url_problem(url, "--url")) is not None:
         _fail(problem.message)
+    if url is not None:
+        _check_egress("--url", url)
 
     async def work(conn: AsyncConnection) -> callback_log.CallbackSettings:
         acc = await account_store.require_account(conn, name=account)
@@ -441,6 +456,7 @@ def channels_add(
             _fail(f"{label} must not be blank")
     if not graph_url.startswith(("http://", "https://")):
         _fail("--graph-url must start with http:// or https://")
+    _check_egress("--graph-url", graph_url)
 
     async def work(conn: AsyncConnection) -> account_store.Channel:
         acc = await account_store.require_account(conn, name=account)
@@ -460,7 +476,7 @@ def channels_add(
 
     channel = _db(work)
     settings = Settings()
-    data = channel.public() | {"webhook_url": settings.base_url + "/webhooks/whatsapp"}
+    data = channel.public() | {"webhook_url": f"{settings.base_url}/webhooks/whatsapp/{channel.id}"}
     if as_json:
         _emit(data, True)
     else:
@@ -701,6 +717,19 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     settings = Settings()
     identity = SandboxIdentity.load_or_create(settings.data_dir)
     base = _server_url(server)
+
+    async def channel_id(conn: AsyncConnection) -> str | None:
+        named = await account_store.channels_named(
+            conn, phone_number_ids=[identity.phone_number_id]
+        )
+        return named[0].id if named else None
+
+    # The channel's own webhook path once `wagate serve` has made the channel (one signature
+    # check per request); the shared one before, or when the database cannot be read.
+    try:
+        found = _db(channel_id)
+    except Exception:
+        found = None
     data = {
         "graph_url": base + "/sandbox/graph",
         "graph_api_version": settings.graph_api_version,
@@ -711,7 +740,7 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         "app_secret": identity.app_secret,
         "verify_token": identity.verify_token,
         "account": SANDBOX_ACCOUNT,
-        "webhook_url": base + "/webhooks/whatsapp",
+        "webhook_url": base + "/webhooks/whatsapp" + (f"/{found}" if found else ""),
     }
     if as_json:
         _emit(data, True)

@@ -17,7 +17,8 @@ from wagate.clock import SystemClock
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import InboundMessage, Status
 from wagate.store import accounts as account_store
-from wagate.store.accepts import AcceptRequest, accept_batch, queue
+from wagate.store.accept_rows import CoreRows
+from wagate.store.accepts import AcceptRequest, accept_batch
 from wagate.store.db import make_async_engine, migrate, write_tx
 from wagate.store.outbox import Sent, claim, record_outcomes
 from wagate.store.statuses import Report, apply_reports, record_inbound
@@ -146,9 +147,15 @@ async def test_a_status_report_racing_the_sends_own_commit_is_applied(
         async with write_tx(engine) as conn:
             await claim(conn, owner="a", now=now, lease=timedelta(seconds=30), limit=10)
 
+        async with engine.connect() as conn:
+            channel_id = (
+                await conn.execute(select(messages.c.channel_id).where(messages.c.id == message_id))
+            ).scalar_one()
+
         async def webhook() -> None:
+            report = Report(channel_id, "wamid.race", Status.SENT, now)
             async with write_tx(engine) as conn:
-                await apply_reports(conn, [Report("wamid.race", Status.SENT, now)], now=now)
+                await apply_reports(conn, [report], now=now)
 
         async with write_tx(engine) as conn:
             await record_outcomes(
@@ -173,7 +180,7 @@ async def _queue_backlog(
     engine: AsyncEngine, *, recipients: int, per_recipient: int, now: datetime
 ) -> None:
     """`recipients` customers with `per_recipient` messages each queued, as the accept path
-    stores them (messages, then their outbox rows and lanes through `queue`)."""
+    stores them (their messages, `queued` events, outbox rows and lanes: `CoreRows.store`)."""
     async with write_tx(engine) as conn:
         account = await account_store.create_account(conn, name="a", now=now)
         channel = await account_store.add_channel(
@@ -189,8 +196,10 @@ async def _queue_backlog(
                 "phone": f"+1415{lane:07d}",
                 "type": "text",
                 "content": {"type": "text", "body": "hi", "preview_url": False},
+                "reply_to": None,
                 "metadata": {},
                 "status": "queued",
+                "wamid": None,
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,
@@ -199,8 +208,7 @@ async def _queue_backlog(
             for lane in range(recipients)
         ]
         for i in range(0, len(rows), 5000):
-            await conn.execute(messages.insert(), rows[i : i + 5000])
-            await queue(conn, rows[i : i + 5000], now=now)
+            await CoreRows(conn).store(rows[i : i + 5000], now=now)
 
 
 async def _claim_work(database_url: str, *, recipients: int, per_recipient: int) -> int:

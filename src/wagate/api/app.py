@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
-from wagate.api import callbacks, conversations, health, messages, templates, webhooks
+from wagate.api import batch, callbacks, conversations, health, messages, templates, webhooks
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
@@ -20,13 +20,13 @@ from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
-from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
+from wagate.api.schemas import BatchBody, ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
+from wagate.egress import graph_client
 
 
 def create_app(
@@ -46,10 +46,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = cloud_http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-            transport=AiohttpTransport(max_connections=200),
-        )
+        http = cloud_http or graph_client(settings)
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)
         )
@@ -86,6 +83,9 @@ def create_app(
     app.add_middleware(SendFastPath, services=services)
     app.add_middleware(ApiRequestMetrics)
     install_error_handlers(app)
+    # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
+    # this route's Allow header, not the message route's.
+    app.include_router(batch.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
     app.include_router(templates.router)
@@ -124,7 +124,7 @@ def _document_errors(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         # The send endpoint reads its body itself (JSON or form); its schema is added by hand.
-        for model in (ErrorResponse, SendMessageBody, SendTemplateBody):
+        for model in (ErrorResponse, SendMessageBody, SendTemplateBody, BatchBody):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)

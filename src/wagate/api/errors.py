@@ -53,7 +53,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound("No such endpoint. See /docs for the API."))
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed())
+            response = error_response(MethodNotAllowed())
+            response.headers.update(exc.headers or {})  # Allow: the methods it does take
+            return response
         error = WagateError(str(exc.detail))
         return JSONResponse(error.body(), status_code=exc.status_code)
 

@@ -5,10 +5,18 @@ It runs wherever the message dispatcher runs (`Dispatcher` starts and stops it).
 leases taken in batches, one event per lane at a time; POSTs run concurrently (at most
 `WAGATE_CALLBACK_CONCURRENCY`, and at most `WAGATE_CALLBACK_ACCOUNT_CONCURRENCY` to one
 account, so a slow receiver cannot take every slot); results are recorded in batches by one
-committer. Any 2xx is a delivery; anything else is retried with backoff (store/callbacks.py: a
-receiver that is down backs off its whole account, one refusing an event only that event's lane)
-until the event is `WAGATE_CALLBACK_GIVE_UP_AFTER` seconds old, then kept as a dead letter
+committer. Any 2xx is a delivery; anything else is retried with backoff (store/callback_claims.py:
+a receiver that is down backs off its whole account, one refusing an event only that event's
+lane) until the event is `WAGATE_CALLBACK_GIVE_UP_AFTER` seconds old, then kept as a dead letter
 (status `failed`) for `POST /v1/callbacks/{id}/replay`.
+
+POSTs go out under the egress policy (`wagate.egress`): no private addresses, no redirects, a
+1 MiB answer at most and `WAGATE_CALLBACK_TIMEOUT` for the whole attempt. A claim's lease is
+that timeout plus `lease_margin` (the time to record the outcome), and an attempt never runs
+past its lease: its deadline is cut to what the lease leaves, and an event whose lease has run
+short before its attempt could start is put back at once instead of sent. So no other sender
+can claim an event while a POST of it is in flight, and a receiver that answers one byte at a
+time holds a connection for the timeout, no longer.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import random
 import socket
 import time
+import unicodedata
 from datetime import timedelta
 
 import httpx
@@ -30,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__, metrics
 from wagate.clock import Clock
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.dispatch.drain import drain
 from wagate.domain.callbacks import (
@@ -40,6 +48,7 @@ from wagate.domain.callbacks import (
     receiver_down,
     sign,
 )
+from wagate.egress import CALLBACK_ANSWER_LIMIT, EgressPolicy, egress_client
 from wagate.ids import new_id
 from wagate.store import callback_claims as callback_store
 from wagate.store.callback_claims import Attempt, DueDelivery
@@ -52,13 +61,14 @@ IDLE_POLL_SECONDS = 0.25
 DEPTH_EVERY_SECONDS = 5.0
 STOP_GRACE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 30.0
-MAX_ERROR_BODY = 300  # characters of a refusing receiver's answer kept in last_error
-_READ_LIMIT = 64 * 1024  # bytes of an answer read (the rest is dropped with the connection)
+"""A lease outlasts the callback timeout by this much: the time to record the outcome."""
+MAX_ERROR_BODY = 160  # characters of a refusing receiver's answer kept in last_error
+_READ_LIMIT = 1024  # bytes of a refusing answer read (the rest is dropped with the connection)
 
 
 class CallbackSender:
     """`http`, when given, is used as is (and not closed); otherwise the sender makes its own
-    client (no redirects followed) when started and closes it when stopped."""
+    client under the egress policy when started and closes it when stopped."""
 
     def __init__(
         self,
@@ -68,6 +78,7 @@ class CallbackSender:
         clock: Clock,
         http: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        lease_margin: float = LEASE_MARGIN_SECONDS,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -78,7 +89,8 @@ class CallbackSender:
             max_delay=settings.callback_retry_max,
             give_up_after=settings.callback_give_up_after,
         )
-        self.lease = timedelta(seconds=settings.callback_timeout + LEASE_MARGIN_SECONDS)
+        self.lease_margin = lease_margin
+        self.lease = timedelta(seconds=settings.callback_timeout + lease_margin)
         self._http = http
         self._own_http = http is None
         self._rng = rng or random.Random()
@@ -98,11 +110,11 @@ class CallbackSender:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.callback_timeout),
-                follow_redirects=False,
-                # Three or four events per message: httpx's own pool would cost ms of CPU each.
-                transport=AiohttpTransport(max_connections=self.settings.callback_concurrency),
+            self._http = egress_client(
+                EgressPolicy.from_settings(self.settings),
+                max_answer_bytes=CALLBACK_ANSWER_LIMIT,
+                timeout=self.settings.callback_timeout,
+                max_connections=self.settings.callback_concurrency,
                 headers={"User-Agent": f"wagate/{__version__}"},
             )
         return self._http
@@ -174,7 +186,10 @@ class CallbackSender:
             return 0
         now = self.clock.now()
         cap = self.settings.callback_account_concurrency
-        full = [a for a, n in self._in_flight_by_account.items() if n >= cap]
+        full = self._full_accounts()
+        # The claim's lease runs from `now`; as this process's monotonic clock sees it, it ends
+        # no later than this.
+        leased_until = time.monotonic() + self.lease.total_seconds()
         # An idle sender only reads; the claim (a write transaction) waits for work.
         async with self.engine.connect() as conn:
             if time.monotonic() - self._depth_counted_at > DEPTH_EVERY_SECONDS:
@@ -187,6 +202,8 @@ class CallbackSender:
             due = await callback_store.has_due(conn, now=now, skip=full)
         if not due:
             return 0
+        # The claim reads the lanes it takes, account by account (store/callback_lanes.py): a
+        # receiver that is down costs it one look at its account, however much waits.
         async with write_tx(self.engine) as conn:
             claimed = await callback_store.claim(
                 conn,
@@ -201,12 +218,17 @@ class CallbackSender:
         for _ in range(claimed.given_up):
             metrics.record_callback("failed")
         for claim in claimed.deliveries:
-            task = asyncio.create_task(self._deliver(claim))
+            task = asyncio.create_task(self._deliver(claim, leased_until))
             self._inflight.add(task)
             self._account_of[task] = claim.account_id
             self._in_flight_by_account[claim.account_id] += 1
             task.add_done_callback(self._done)
         return len(claimed.deliveries) + claimed.given_up
+
+    def _full_accounts(self) -> list[str]:
+        """Accounts with their share of this sender's slots in flight."""
+        cap = self.settings.callback_account_concurrency
+        return [a for a, n in self._in_flight_by_account.items() if n >= cap]
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -224,25 +246,47 @@ class CallbackSender:
         await drain(self.run_once, self._inflight, timeout, still_due=self._still_due)
 
     async def _still_due(self) -> bool:
-        cap = self.settings.callback_account_concurrency
-        full = [a for a, n in self._in_flight_by_account.items() if n >= cap]
         async with self.engine.connect() as conn:
-            return await callback_store.has_due(conn, now=self.clock.now(), skip=full)
+            return await callback_store.has_due(
+                conn, now=self.clock.now(), skip=self._full_accounts()
+            )
 
     # ------------------------------------------------------------------ one event
 
-    async def _deliver(self, claim: DueDelivery) -> None:
-        attempt = await self.attempt(claim)
+    async def _deliver(self, claim: DueDelivery, leased_until: float) -> None:
+        attempt = await self.attempt(claim, leased_until=leased_until)
         await self._record(attempt)
 
-    async def attempt(self, claim: DueDelivery) -> Attempt:
-        """POST one claimed event; what came of it (retry time or give-up included)."""
+    def _deadline(self, leased_until: float | None) -> float:
+        """Seconds this attempt may take: the callback timeout, or less when the lease has
+        less left than that plus the margin for recording the outcome."""
+        timeout = self.settings.callback_timeout
+        if leased_until is None:
+            return timeout
+        return min(timeout, leased_until - time.monotonic() - self.lease_margin)
+
+    async def attempt(self, claim: DueDelivery, *, leased_until: float | None = None) -> Attempt:
+        """POST one claimed event; what came of it (retry time or give-up included).
+        `leased_until` (time.monotonic()) bounds the attempt when given."""
         started_at = self.clock.now()
         if not claim.url or not claim.secret:
             return Attempt(
                 claim.seq,
                 delivered=False,
                 error="The account has no callback URL.",
+                account_id=claim.account_id,
+                started_at=started_at,
+            )
+        deadline = self._deadline(leased_until)
+        if deadline < self.settings.callback_timeout / 2:
+            # Sent now, it could outlive its lease and be claimed and sent again meanwhile.
+            log.warning("callback %s: lease ran short before sending; put back", claim.id)
+            return Attempt(
+                claim.seq,
+                delivered=False,
+                error="Not sent: the sender was too busy to start it while its claim lasted; "
+                "it is sent again at once.",
+                retry_at=self.clock.now(),
                 account_id=claim.account_id,
                 started_at=started_at,
             )
@@ -257,11 +301,18 @@ class CallbackSender:
         status_code: int | None = None
         error: str | None
         try:
-            async with self.http.stream("POST", claim.url, content=body, headers=headers) as answer:
+            async with self.http.stream(
+                "POST",
+                claim.url,
+                content=body,
+                headers=headers,
+                timeout=deadline,
+                extensions={"total_timeout": deadline},
+            ) as answer:
                 status_code = answer.status_code
-                text = await _read_some(answer)
+                text = "" if answer.is_success else await _read_some(answer)
         except httpx.TimeoutException:
-            error = f"No answer within {self.settings.callback_timeout:g} s."
+            error = f"No complete answer within {round(deadline, 1):g} s."
         except httpx.HTTPError as exc:
             # The exception's text names the problem (connection refused, TLS, ...), never the
             # URL, which may carry credentials.
@@ -280,8 +331,8 @@ class CallbackSender:
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed; set the final URL)"
-            elif text.strip():
-                error += ": " + " ".join(text.split())[:MAX_ERROR_BODY]
+            elif excerpt := _excerpt(text):
+                error += ": " + excerpt
         retry_at = next_attempt_at(
             self.policy,
             created_at=claim.created_at,
@@ -361,8 +412,21 @@ class CallbackSender:
 async def _read_some(answer: httpx.Response) -> str:
     """The start of an answer's body (a receiver's error page can be large)."""
     data = b""
-    async for chunk in answer.aiter_bytes():
-        data += chunk
-        if len(data) >= _READ_LIMIT:
-            break
+    try:
+        async for chunk in answer.aiter_bytes():
+            data += chunk
+            if len(data) >= _READ_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass  # the status said enough
     return data[:_READ_LIMIT].decode("utf-8", errors="replace")
+
+
+def _excerpt(text: str) -> str:
+    """A short, printable start of a receiver's answer, for last_error: its control and
+    formatting characters dropped, its whitespace collapsed."""
+    printable = "".join(
+        c if unicodedata.category(c)[0] not in "CZ" or c == " " else " " for c in text
+    )
+    words = " ".join(printable.split())
+    return words[:MAX_ERROR_BODY] + ("…" if len(words) > MAX_ERROR_BODY else "")

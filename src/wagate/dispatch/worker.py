@@ -34,6 +34,7 @@ from wagate.dispatch.heartbeat import Heartbeat
 from wagate.dispatch.pacers import make_pacer
 from wagate.dispatch.pacing import Pacer
 from wagate.dispatch.pacing_share import RESERVE_AHEAD
+from wagate.dispatch.pruner import Pruner
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
 from wagate.domain.models import MessageContent, MessageType
@@ -88,8 +89,10 @@ class Dispatcher:
         self._own_pacer = pacer is None
         self.heartbeat = Heartbeat(engine, self.owner)
         self.pacer = pacer or make_pacer(settings, engine=engine, share=lambda: self.heartbeat.live)
-        # Callbacks to the businesses go out wherever messages do, started and stopped with us.
+        # Callbacks to the businesses go out wherever messages do, started and stopped with us;
+        # so does the retention pruner.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
+        self.pruner = Pruner(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pacing_turns: dict[str, asyncio.Lock] = {}
@@ -114,6 +117,7 @@ class Dispatcher:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
+        self.pruner.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -136,6 +140,7 @@ class Dispatcher:
         if self._own_pacer:
             await self.pacer.aclose()
         await self.callbacks.stop()
+        await self.pruner.stop()
 
     async def _run(self) -> None:
         await self.heartbeat.start()
@@ -319,6 +324,12 @@ class Dispatcher:
                 return
 
     def _after_error(self, claim: Claim, error: CloudApiError) -> Outcome:
+        if error.refused_by_egress_policy:
+            # The channel's Graph URL leads somewhere wagate may not go; asking again cannot
+            # change that (the operator can, with WAGATE_EGRESS_ALLOW and a restart).
+            return Failed(
+                claim.message_id, code="url_not_allowed", title=error.title, details=error.details
+            )
         retry_class = meta_errors.classify(error.meta_code, error.http_status)
         if retry_class is meta_errors.RetryClass.PERMANENT:
             return Failed(
