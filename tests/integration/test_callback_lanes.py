@@ -272,3 +272,30 @@ async def test_a_claim_reads_the_same_however_many_events_a_failing_receiver_has
             work[waiting] = await _failing_account_backlog(url, waiting)
     print(f"\ncallback claim of 8, work by events waiting for a failing receiver: {work}")
     assert work[20_000] <= work[200] * 1.2, work
+
+
+async def test_a_lane_whose_head_retention_removed_goes_on_with_the_rest(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Retention deletes events by age, a pending one too (a receiver down for a month): the
+    lane it headed goes on with its next event instead of waiting for one that is gone."""
+    async with running_gateway(database_url, tmp_path / "data", run_dispatcher=False) as gateway:
+        sender = gateway.dispatcher.callbacks
+        receiver = Receiver()
+        with receiving(receiver, free_port()) as url:
+            receiver.secret = await set_callback(gateway, url)
+            for text_ in ("one", "two", "three"):
+                await gateway.reply(CUSTOMERS[0], text=text_)
+            async with write_tx(gateway.engine) as conn:  # the events take their lane
+                await callback_claims.claim(
+                    conn, owner="w", now=gateway.clock.now(), lease=timedelta(seconds=60),
+                    limit=0, account_cap=8, in_flight={}, give_up_after=90000.0,
+                )  # fmt: skip
+                await conn.execute(
+                    text(
+                        "DELETE FROM callback_deliveries WHERE seq ="
+                        " (SELECT MIN(seq) FROM callback_deliveries)"
+                    )
+                )
+            await sender.drain()
+            assert [e["data"]["text"] for e in receiver.events()] == ["two", "three"]

@@ -117,12 +117,12 @@ async def claim(
             # (the receiver has kept failing; the probe itself is tried even if it is that old).
             probing = not in_flight.get(account.account_id)
             looked = EXPIRED_PER_CLAIM + (1 if probing else 0)
-            lanes = await callback_lanes.due_lanes(
-                conn, account_id=account.account_id, now=now, limit=looked
-            )
+            lanes = await _due_lanes(conn, account.account_id, now=now, limit=looked)
             probe = lanes[0] if probing and lanes else None
             expired = [
-                lane.head_seq for lane in lanes[1 if probe else 0 :] if lane.created_at <= cutoff
+                lane.head_seq
+                for lane in lanes[1 if probe else 0 :]
+                if lane.created_at is not None and lane.created_at <= cutoff
             ]
             if expired:
                 await _give_up_unsent(conn, account, expired, give_up_after)
@@ -137,9 +137,7 @@ async def claim(
                 due = await callback_lanes.next_due(conn, account.account_id)
         else:
             wanted = min(budget, account_cap - in_flight.get(account.account_id, 0))
-            lanes = await callback_lanes.due_lanes(
-                conn, account_id=account.account_id, now=now, limit=wanted
-            )
+            lanes = await _due_lanes(conn, account.account_id, now=now, limit=wanted)
             await callback_lanes.lease(conn, [lane.lane for lane in lanes], until=lease_until)
             heads += [lane.head_seq for lane in lanes]
             budget -= len(lanes)
@@ -176,6 +174,18 @@ async def claim(
         for r in rows
     ]
     return Claimed(deliveries, given_up)
+
+
+async def _due_lanes(
+    conn: AsyncConnection, account_id: str, *, now: datetime, limit: int
+) -> list[callback_lanes.DueLane]:
+    """The account's due lanes; one whose head event is gone (retention prunes old events, even
+    pending ones) moves on to what is left of it first."""
+    lanes = await callback_lanes.due_lanes(conn, account_id=account_id, now=now, limit=limit)
+    if orphans := [lane.head_seq for lane in lanes if lane.created_at is None]:
+        await callback_lanes.move_on(conn, orphans)
+        lanes = [lane for lane in lanes if lane.created_at is not None]
+    return lanes
 
 
 _LEASE = (

@@ -155,7 +155,7 @@ async def due_account_exists(
 class DueLane:
     lane: str
     head_seq: int
-    created_at: datetime  # the head event's
+    created_at: datetime | None  # the head event's; None when it is gone (pruned by retention)
 
 
 async def due_lanes(
@@ -165,7 +165,7 @@ async def due_lanes(
     lanes, events = callback_lanes.c, callback_deliveries.c
     result = await conn.execute(
         select(lanes.lane, lanes.head_seq, events.created_at)
-        .join(callback_deliveries, events.seq == lanes.head_seq)
+        .outerjoin(callback_deliveries, events.seq == lanes.head_seq)
         .where(lanes.account_id == account_id, lanes.due_at <= now)
         .order_by(lanes.due_at, lanes.head_seq)
         .limit(limit)
