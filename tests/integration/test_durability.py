@@ -124,8 +124,8 @@ async def test_a_sqlite_url_with_driver_options_still_opens(tmp_path: Path) -> N
 
 
 async def test_a_long_read_marked_for_the_thread_leaves_the_loop_serving(tmp_path: Path) -> None:
-    """Statements inside `in_thread()` (the outbox and callback counts behind /metrics, the
-    callback claim) run in the connection's thread: a long one does not hold up the loop."""
+    """Statements inside `in_thread()` (the outbox and callback counts behind /metrics) run in
+    the connection's thread: a long one does not hold up the loop."""
     from wagate.store.sqlite_inline import in_thread
 
     engine = make_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
