@@ -118,8 +118,6 @@ async def test_a_full_disk_refuses_sends_cleanly_and_recovers(tmp_path: Path) ->
             body = refused.json()
             assert body["success"] is False
             assert body["error"]["code"] == "service_unavailable"
-            again = await gateway.send(phone=CUSTOMER, message="still full " + "x" * 900)
-            assert again.status_code == 503
 
             state = await counts(gateway)
             assert state == {
