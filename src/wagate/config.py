@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +52,17 @@ class Settings(BaseSettings):
         default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
     )
     callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people, json for a log pipeline (one object a line)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="info: a line per request, send outcome, start and stop"
+    )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -20,6 +20,7 @@ from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
+from wagate.api.request_log import RequestLog
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
@@ -85,6 +86,7 @@ def create_app(
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
     app.add_middleware(ApiRequestMetrics)
+    app.add_middleware(RequestLog)  # outermost: its duration covers everything below
     install_error_handlers(app)
     app.include_router(messages.router)
     app.include_router(conversations.router)

@@ -25,6 +25,7 @@ from starlette.datastructures import FormData
 
 from wagate import __version__
 from wagate.api.deps import Services
+from wagate.api.request_log import note_account
 from wagate.dashboard.formatting import whatsapp_html
 from wagate.dashboard.rules import phone_digits
 from wagate.dashboard.signin import UnknownEmails
@@ -204,6 +205,7 @@ async def signed_in(request: Request) -> SignedInUser:
             user = await user_store.session_user(conn, token=token, now=services.clock.now())
     if user is None:
         raise SignInRequired()
+    note_account(user.account_id)
     request.state.user = user
     return user
 

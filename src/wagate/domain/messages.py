@@ -94,7 +94,7 @@ def parse_send_request(fields: Mapping[str, Any], *, form: bool = False) -> Send
     message_type = MessageType.INTERACTIVE if interactive else MessageType.TEXT
 
     errors: list[FieldError] = []
-    phone, phone_errors = normalize_phone(fields.get("phone"))
+    phone, phone_errors = normalize_phone(fields.get("phone"), form=form)
     errors += phone_errors
     body = _message_body(fields.get("message"), message_type, errors)
     header = _optional_text(raw_header, "header", HEADER_MAX, "header_too_long", errors)
