@@ -90,7 +90,7 @@ def _print_sent(sent: Accepted, as_json: bool) -> None:
         console.print(f"{sent.id} {sent.status}: {sent.type} to {sent.phone}{again}")
 
 
-def _api_failure(error: ApiError, as_json: bool, found: Target) -> None:
+def api_failure(error: ApiError, as_json: bool, found: Target) -> None:
     explained = _wrong_server(error, found)
     if explained is not None:
         error = ApiError(error.code, explained, status_code=error.status_code)
@@ -156,7 +156,7 @@ def send(
                 idempotency_key=idempotency_key,
             )
         except ApiError as error:
-            _api_failure(error, as_json, found)
+            api_failure(error, as_json, found)
             return
     _print_sent(sent, as_json)
 
@@ -197,7 +197,7 @@ def send_template(
                 idempotency_key=idempotency_key,
             )
         except ApiError as error:
-            _api_failure(error, as_json, found)
+            api_failure(error, as_json, found)
             return
     _print_sent(sent, as_json)
 
@@ -242,7 +242,7 @@ def send_bulk(
                 _send(plan, file, found.url, secret, channel, concurrency, as_json)
             )
     except ApiError as error:  # the server refused the run itself (token, channel lookup …)
-        _api_failure(error, as_json, found)
+        api_failure(error, as_json, found)
         return
     _summarise(report, as_json, dry_run)
     if report["refused"]:

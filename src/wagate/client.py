@@ -353,6 +353,10 @@ class Client(_Base):
         channels: list[dict[str, Any]] = data["data"]
         return channels
 
+    def sync_templates(self) -> dict[str, Any]:
+        """Fetch the account's templates from Meta again: `{"channels": [...], "data": [...]}`."""
+        return self._json("POST", "/v1/templates/sync")
+
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = self._request(method, path, None, **kwargs).json()
         return data
@@ -447,6 +451,9 @@ class AsyncClient(_Base):
     async def channels(self) -> list[dict[str, Any]]:
         channels: list[dict[str, Any]] = (await self._json("GET", "/v1/channels"))["data"]
         return channels
+
+    async def sync_templates(self) -> dict[str, Any]:
+        return await self._json("POST", "/v1/templates/sync")
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = (await self._request(method, path, None, **kwargs)).json()
