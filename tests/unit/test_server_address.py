@@ -24,7 +24,9 @@ def _dead_pid() -> int:
 
 
 def test_the_flag_then_the_environment_then_the_record_then_the_default(tmp_path: Path) -> None:
-    record_server(tmp_path, url="http://127.0.0.1:18301", public_url="https://x.test", command="api")
+    record_server(
+        tmp_path, url="http://127.0.0.1:18301", public_url="https://x.test", command="api"
+    )
     env = {"WAGATE_URL": "http://env.test:1/"}
     assert find_server("http://flag.test:2/", data_dir=tmp_path, environ=env).url == (
         "http://flag.test:2"
