@@ -218,6 +218,8 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
 
     async def stopped() -> None:
         forget_server(settings.data_dir)
+        # Here, not after uvicorn.run: uvicorn re-raises the stopping signal once it is done.
+        log.info("wagate %s on %s stopped", command, settings.local_url)
         if cloud_http is not None:
             # Its connections to Meta (real channels next to the sandbox) close with the app.
             await cloud_http.aclose()
@@ -246,7 +248,6 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             timeout_keep_alive=75,
             log_config=None,  # wagate.logs set up the handlers, uvicorn's lines included
         )
-        log.info("wagate %s on %s stopped", command, settings.local_url)
     else:
         _run_loop(_worker_forever(settings, url))
         log.info("wagate worker stopped")

@@ -31,10 +31,14 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 dispatch_log = logging.getLogger("wagate.dispatch")
 
 
+_second: list[Any] = [-1, ""]  # the last second formatted, and its text: one strftime a second
+
+
 def _utc(record: logging.LogRecord) -> str:
     seconds = int(record.created)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{stamp}.{int((record.created - seconds) * 1000):03d}Z"
+    if seconds != _second[0]:
+        _second[:] = [seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))]
+    return f"{_second[1]}.{int((record.created - seconds) * 1000):03d}Z"
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
@@ -74,6 +78,13 @@ def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = N
         raise ValueError(f"WAGATE_LOG_FORMAT must be one of {', '.join(FORMATS)}: {fmt!r}")
     if level.lower() not in LEVELS:
         raise ValueError(f"WAGATE_LOG_LEVEL must be one of {', '.join(LEVELS)}: {level!r}")
+    # A line per request must stay cheap (thousands a second): records skip what no format
+    # here shows, the caller's file and line (a walk up the stack), thread and process names.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    setattr(logging, "logAsyncioTasks", False)  # noqa: B010 (Python 3.12+; harmless before)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
@@ -88,8 +99,8 @@ def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = N
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # Libraries that log each connection or request at info would double our request lines.
-    for name in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+    # Libraries that log each connection, request or migration step at info: too chatty.
+    for name in ("httpx", "httpcore", "aiosqlite", "asyncio", "alembic"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
-from wagate.api import callbacks, conversations, health, messages, templates, webhooks
+from wagate.api import callbacks, conversations, docs, health, messages, templates, webhooks
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
@@ -78,6 +78,10 @@ def create_app(
         version=__version__,
         description="A self-hosted WhatsApp Business messaging gateway.",
         lifespan=lifespan,
+        # Served from the package by api/docs.py: FastAPI's own pages load Swagger UI and
+        # ReDoc from a CDN, blank without internet.
+        docs_url=None,
+        redoc_url=None,
         # We export our own Prometheus metrics; FastAPI's OpenTelemetry hooks would cost a
         # fifth of a send's CPU checking whether a tracer is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -95,6 +99,7 @@ def create_app(
     app.include_router(channels_api.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))
     if sandbox is not None:
         app.mount("/sandbox", sandbox)

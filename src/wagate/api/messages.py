@@ -16,6 +16,7 @@ from wagate.api.deps import (
     bearer_token,
     get_services,
 )
+from wagate.api.request_log import note_account
 from wagate.api.schemas import (
     MessageOut,
     MessagePage,
@@ -113,6 +114,7 @@ async def answer_accept(services: Services, item: AcceptRequest) -> JSONResponse
             headers={"Idempotent-Replayed": "true"},
         )
     services.notify_queued()
+    note_account(outcome["account_id"])
     return JSONResponse(accepted_body(outcome), status_code=202)
 
 
