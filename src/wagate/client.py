@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from wagate.server_address import find_server
+
 _RETRIED_STATUSES = (429, 503)
 _MAX_BACKOFF = 30.0
 
@@ -218,7 +219,9 @@ class _Base:
     def __init__(
         self, base_url: str | None, token: str | None, timeout: float, max_retries: int
     ) -> None:
-        self.base_url = (base_url or os.environ.get("WAGATE_URL") or DEFAULT_URL).rstrip("/")
+        # As the CLI finds its server: WAGATE_URL, else the one running on WAGATE_DATA_DIR (or
+        # ./wagate-data), else 127.0.0.1:8000.
+        self.base_url = base_url.rstrip("/") if base_url else find_server(None).url
         token = token or os.environ.get("WAGATE_TOKEN")
         if not token:
             raise ValueError("a token is needed: Client(token=...) or WAGATE_TOKEN")
