@@ -20,6 +20,7 @@ from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
+from wagate.api.openapi_forms import describe_forms
 from wagate.api.request_log import RequestLog
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
@@ -136,6 +137,7 @@ def _document_errors(app: FastAPI) -> None:
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)
             components.setdefault(model.__name__, definition)
+        describe_forms(schema)
         app.openapi_schema = schema
         return schema
 

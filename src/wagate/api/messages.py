@@ -171,6 +171,8 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
+    # An empty field of a GET form means "not given".
+    phone, cursor = phone or None, cursor or None
     if phone is not None:
         normalized, errors = normalize_phone(phone)
         if errors:

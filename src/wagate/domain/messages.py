@@ -72,8 +72,10 @@ IDEMPOTENCY_KEY_MAX = 255
 METADATA_MAX_BYTES = 4096
 BUTTONS_CHECKED = 10
 
-_TRUE_WORDS = frozenset({"true", "1", "on", "yes"})
-_FALSE_WORDS = frozenset({"false", "0", "off", "no", ""})
+# What a form may send for a yes/no field (in any case, spaces around).
+TRUE_WORDS = frozenset({"true", "1", "on", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "off", "no", ""})
+_TRUE_WORDS, _FALSE_WORDS = TRUE_WORDS, FALSE_WORDS
 _BUTTON_EXAMPLE = '[{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]'
 
 
