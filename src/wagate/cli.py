@@ -153,6 +153,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             identity.sandbox_config(
                 webhook_url=settings.local_url + "/webhooks/whatsapp",
                 state_path=settings.data_dir / "sandbox.sqlite3",
+                status_delay=settings.sandbox_status_delay,
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )

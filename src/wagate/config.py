@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
     )
     callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
+    sandbox_status_delay: float = Field(
+        default=1.5,
+        ge=0,
+        description="seconds between the sandbox's sent, delivered and read: slow enough to watch",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text for people, json for a log pipeline (one object a line)"
     )

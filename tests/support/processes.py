@@ -28,6 +28,8 @@ def free_port() -> int:
 def wagate_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAGATE_")}
     env["WAGATE_DATA_DIR"] = str(data_dir)
+    # The sandbox's statuses as fast as before they were paced for people to watch.
+    env["WAGATE_SANDBOX_STATUS_DELAY"] = "0.5"
     if database_url:
         env["WAGATE_DATABASE_URL"] = database_url
     env.update(extra)
