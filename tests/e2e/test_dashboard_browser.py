@@ -294,7 +294,7 @@ PAGES = [
     ("/messages/{failed}", "message-failed"),
     ("/conversations", "conversations"),
     (f"/conversations/{CUSTOMER.lstrip('+')}", "conversation"),
-    (f"/conversations/{FAILING.lstrip('+')}?template=order_confirmation%7Cen_US", "template-form"),
+    ("/conversations/919876543210?template=order_confirmation%7Cen_US", "template-form"),
     (f"/sandbox-phone/{CUSTOMER.lstrip('+')}", "sandbox-phone"),
     ("/channels", "channels"),
     ("/channels/new", "channel-new"),
