@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from wagate.logs import emit_fast
+
 log = logging.getLogger("wagate.http")
 
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics", "/static/", "/favicon")
@@ -80,15 +82,12 @@ class RequestLog:
             _caller.reset(token)
             duration_ms = (time.perf_counter() - started) * 1000
             method: str = scope.get("method", "")
-            log.log(
+            emit_fast(
+                log,
                 level,
                 "%s %s %d %.1fms %s",
-                method,
-                path,
-                status,
-                duration_ms,
-                caller.account or "-",
-                extra={
+                (method, path, status, duration_ms, caller.account or "-"),
+                {
                     "method": method,
                     "path": path,
                     "status": status,
