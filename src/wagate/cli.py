@@ -936,6 +936,14 @@ def _json_option(name: str, value: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
     from wagate.cli_help import tidy
 
-    tidy(typer.main.get_command(app))()
+    try:
+        tidy(typer.main.get_command(app))()
+    except ValidationError as exc:  # a WAGATE_* setting that cannot be used: say which
+        for problem in exc.errors():
+            name = "WAGATE_" + "_".join(str(part) for part in problem["loc"]).upper()
+            err.print(f"[red]error:[/red] {name}: {problem['msg']}")
+        raise SystemExit(2) from None

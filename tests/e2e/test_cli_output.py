@@ -51,3 +51,11 @@ def test_tokens_list_never_cuts_an_id(tmp_path: Path) -> None:
     assert [t["id"] for t in listed] == [t["id"] for t in made]
     assert {t["account"] for t in listed} == {"acme"}
     assert listed[1]["revoked_at"] is not None and made[0]["token"] not in str(listed)
+
+
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path: Path) -> None:
+    env = wagate_env(tmp_path / "data", WAGATE_LOG_FORMAT="xml")
+    result = cli(env, "migrate", check=False)
+    assert result.returncode == 2
+    assert "WAGATE_LOG_FORMAT: Input should be 'text' or 'json'" in result.stderr
+    assert "Traceback" not in result.stderr

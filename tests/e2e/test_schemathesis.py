@@ -58,6 +58,7 @@ def test_the_api_matches_its_description(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=300,
+            cwd=tmp_path,
             env=os.environ | {"SCHEMATHESIS_HOOKS": ""},
         )
     finally:
