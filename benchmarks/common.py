@@ -71,6 +71,9 @@ def wagate_env(data_dir: Path, database_url: str | None = None, **extra: str) ->
     # Statuses 0.5 s apart, as the results so far were measured (the default is paced for
     # people watching the dashboard's ticks).
     env.setdefault("WAGATE_SANDBOX_STATUS_DELAY", "0.5")
+    # The stand-alone sandbox the servers send to listens on loopback, which the egress policy
+    # refuses unless allowed.
+    env.setdefault("WAGATE_EGRESS_ALLOW", "127.0.0.0/8,::1/128")
     if database_url:
         env["WAGATE_DATABASE_URL"] = database_url
     env.update(extra)

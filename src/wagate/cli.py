@@ -31,7 +31,6 @@ from wagate.cli_server import (
     unreachable,
 )
 from wagate.clock import SystemClock
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.logs import configure as configure_logging
 from wagate.server_address import Target, forget_server, record_server
@@ -90,6 +89,20 @@ def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     except (account_store.AlreadyExists, account_store.UnknownAccount) as exc:
         _fail(str(exc))
         raise AssertionError from exc  # unreachable
+
+
+def _check_egress(option: str, url: str) -> None:
+    """Refuse a URL that the egress policy would not let wagate reach (url_not_allowed)."""
+    from wagate.egress import EgressPolicy
+
+    try:
+        policy = EgressPolicy.from_settings(Settings())
+    except ValueError as exc:  # a bad WAGATE_EGRESS_ALLOW
+        _fail(str(exc))
+        return
+    problem = asyncio.run(policy.url_problem(url))
+    if problem is not None:
+        _fail(f"{option} is not allowed (url_not_allowed): {problem}")
 
 
 async def _account_id(conn: AsyncConnection, name: str | None) -> str | None:
@@ -157,13 +170,14 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )
+        from wagate.egress import graph_transport
         from wagate.sandbox.fastpath import GraphSendFastPath, InProcessClient
 
         # Sends skip the gateway's and the sandbox's FastAPI stacks (most of a send's CPU).
         cloud_http = InProcessClient(
             settings.local_url,
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
-            AiohttpTransport(),
+            graph_transport(settings),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         )
 
@@ -302,15 +316,14 @@ async def _worker_forever(settings: Settings, url: str) -> None:
 
     from wagate.cloud.client import CloudClient
     from wagate.dispatch.worker import Dispatcher
+    from wagate.egress import graph_client
 
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.send_timeout, connect=5.0), transport=AiohttpTransport()
-    ) as http:
+    async with graph_client(settings) as http:
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
         )
@@ -444,6 +457,8 @@ def accounts_set_callback(
         _fail("give --url URL, --clear or --rotate-secret")
     if url is not None and (problem := callback_url_problem(url, "--url")) is not None:
         _fail(problem.message)
+    if url is not None:
+        _check_egress("--url", url)
 
     async def work(conn: AsyncConnection) -> callback_log.CallbackSettings:
         acc = await account_store.require_account(conn, name=account)
@@ -490,6 +505,7 @@ def channels_add(
             _fail(f"{label} must not be blank")
     if not graph_url.startswith(("http://", "https://")):
         _fail("--graph-url must start with http:// or https://")
+    _check_egress("--graph-url", graph_url)
 
     async def work(conn: AsyncConnection) -> account_store.Channel:
         acc = await account_store.require_account(conn, name=account)
@@ -509,12 +525,10 @@ def channels_add(
 
     channel = _db(work)
     settings = Settings()
-    # Where Meta must post: WAGATE_PUBLIC_URL here, else what the running server says it is.
-    if settings.public_url:
-        webhook = settings.base_url + "/webhooks/whatsapp"
-    else:
-        webhook = target(None).webhook_url
-    data = channel.public() | {"webhook_url": webhook}
+    # Where Meta must post: WAGATE_PUBLIC_URL here, else what the running server says it is;
+    # the channel's own webhook path (one signature check per request).
+    base = settings.base_url if settings.public_url else target(None).public_url
+    data = channel.public() | {"webhook_url": f"{base}/webhooks/whatsapp/{channel.id}"}
     if as_json:
         _emit(data, True)
     else:
@@ -770,6 +784,19 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
             f"[yellow]note:[/yellow] no running server is recorded in {settings.data_dir}; the "
             f"URLs below assume one at {found.url} (start it with `{command_name()} serve`)"
         )
+
+    async def channel_id(conn: AsyncConnection) -> str | None:
+        named = await account_store.channels_named(
+            conn, phone_number_ids=[identity.phone_number_id]
+        )
+        return named[0].id if named else None
+
+    # The channel's own webhook path once `wagate serve` has made the channel (one signature
+    # check per request); the shared one before, or when the database cannot be read.
+    try:
+        channel = _db(channel_id)
+    except Exception:
+        channel = None
     data = {
         "graph_url": found.url + "/sandbox/graph",
         "graph_api_version": settings.graph_api_version,
@@ -781,7 +808,7 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         "verify_token": identity.verify_token,
         "account": SANDBOX_ACCOUNT,
         # Where the sandbox posts its webhooks: the server itself, as this machine reaches it.
-        "webhook_url": found.url + "/webhooks/whatsapp",
+        "webhook_url": found.url + "/webhooks/whatsapp" + (f"/{channel}" if channel else ""),
         "server": found.url,
         "server_source": found.source,
     }

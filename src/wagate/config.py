@@ -64,10 +64,24 @@ class Settings(BaseSettings):
         default="info", description="info: a line per request, send outcome, start and stop"
     )
 
+    egress_allow: str = Field(
+        default="",
+        description="comma-separated CIDRs that outbound requests may reach although private, "
+        "loopback or otherwise refused (e.g. 127.0.0.0/8,10.1.0.0/16); see wagate.egress",
+    )
+
     @field_validator("log_format", "log_level", mode="before")
     @classmethod
     def _lowercase(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_ranges(cls, value: str) -> str:
+        from wagate.egress.policy import parse_ranges
+
+        parse_ranges(value)  # a typo fails at start-up, not at the first send
+        return value
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -51,7 +51,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SendOutcome = Literal["accepted", "retried", "failed"]
 CallbackOutcome = Literal["delivered", "retried", "failed"]
-WebhookResult = Literal["accepted", "invalid_signature", "invalid_body"]
+WebhookResult = Literal["accepted", "invalid_signature", "invalid_body", "too_large"]
 RetryReason = Literal[
     "throttled",  # Meta asked us to slow down (130429, 131056, 80007, 4)
     "transient",  # Meta or the network failed this time (5xx, 1, 2, 131000, ...)
@@ -63,7 +63,7 @@ RetryReason = Literal[
 
 SEND_OUTCOMES: Final = frozenset({"accepted", "retried", "failed"})
 CALLBACK_OUTCOMES: Final = frozenset({"delivered", "retried", "failed"})
-WEBHOOK_RESULTS: Final = frozenset({"accepted", "invalid_signature", "invalid_body"})
+WEBHOOK_RESULTS: Final = frozenset({"accepted", "invalid_signature", "invalid_body", "too_large"})
 RETRY_REASONS: Final = frozenset(
     {"throttled", "transient", "timeout", "connection_error", "lease_expired", "pair_rate"}
 )

@@ -1,7 +1,7 @@
 """What a failed outbound request means, in words a person can act on ("connection refused by
-127.0.0.1:9"), whichever layer raised it: httpx, aiohttp under our transport (whose own text
-says `ssl:default` even for an http URL), or the operating system underneath. The URL is never
-repeated: it may carry credentials."""
+127.0.0.1:9"), whichever layer raised it: the egress policy, httpx, aiohttp under the egress
+transport (whose own text says `ssl:default` even for an http URL), or the operating system.
+The URL is never repeated: it may carry credentials."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import ssl
 from collections.abc import Iterator
 
 import httpx
+
+from wagate.egress.transport import AnswerTooLarge, EgressRefused
 
 _BY_ERRNO = {
     errno.ECONNREFUSED: "connection refused{at} (nothing accepts connections on that port)",
@@ -52,6 +54,8 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, EgressRefused | AnswerTooLarge):  # already said in words
+        return str(exc)
     at = _where(exc)
     for cause in _causes(exc):
         if isinstance(cause, socket.gaierror):

@@ -126,8 +126,13 @@ class Target:
     note: str | None = None  # e.g. a stale record that was ignored
 
     @property
+    def public_url(self) -> str:
+        """How Meta reaches the server: what it recorded (WAGATE_PUBLIC_URL), else `url`."""
+        return self.record.public_url if self.record else self.url
+
+    @property
     def webhook_url(self) -> str:
-        return self.record.webhook_url if self.record else self.url + "/webhooks/whatsapp"
+        return self.public_url + "/webhooks/whatsapp"
 
 
 def find_server(

@@ -18,6 +18,7 @@ from wagate.cloud.client import CloudApiError
 from wagate.cloud.templates import fetch_templates
 from wagate.config import Settings
 from wagate.domain.templates import Template
+from wagate.egress import graph_client
 from wagate.store import templates as template_store
 from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
@@ -87,7 +88,7 @@ async def graph_clients(settings: Settings) -> AsyncIterator[HttpFor]:
     """HTTP clients for the CLI: each channel's Graph API over the network, except the built-in
     sandbox's channel, which an in-process sandbox answers (its templates are fixed), so that a
     sync works whether or not `wagate serve` is running."""
-    network = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout, connect=5.0))
+    network = graph_client(settings)
     in_process: httpx.AsyncClient | None = None
     sandbox: Any = None
 

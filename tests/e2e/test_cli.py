@@ -29,7 +29,7 @@ def test_accounts_channels_tokens(database_url: str, tmp_path: Path) -> None:
     assert channel["phone_number_id"] == "106540352242922"
     assert channel["mps"] == 250
     assert channel["is_default"] is True
-    assert channel["webhook_url"].endswith("/webhooks/whatsapp")
+    assert channel["webhook_url"].endswith(f"/webhooks/whatsapp/{channel['id']}")
     listed = cli(env, "channels", "list", "--json").stdout
     assert "EAAG-secret-token" not in listed and "app-secret-value" not in listed
     unknown = cli(
@@ -89,6 +89,10 @@ def test_serve_first_start_prints_a_sandbox_token_that_works(tmp_path: Path) -> 
         info = cli_json(env, "sandbox", "info", "--server", server.url)
         assert info["account"] == "sandbox"
         assert info["graph_url"] == f"{server.url}/sandbox/graph"
+        sandbox_channel = next(
+            c for c in cli_json(env, "channels", "list") if c["is_sandbox"] is True
+        )
+        assert info["webhook_url"] == f"{server.url}/webhooks/whatsapp/{sandbox_channel['id']}"
         reply = cli_json(
             env, "sandbox", "reply", "--phone", "+14155552671", "--text", "hello",
             "--server", server.url,

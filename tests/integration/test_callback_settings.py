@@ -59,7 +59,7 @@ async def test_set_rotate_and_clear_through_the_api(gateway: Harness) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        ({"url": "ftp://example.com/x"}, 422, "invalid_callback_url", "url"),
+        ({"url": "ftp://example.com/x"}, 422, "url_not_allowed", "url"),
         ({"url": "example.com/hook"}, 422, "invalid_callback_url", "url"),
         ({"url": 42}, 422, "invalid_callback_url", "url"),
         ({"url": URL + "#frag"}, 422, "invalid_callback_url", "url"),

@@ -1,5 +1,5 @@
-"""A request that gets no answer is described in words (connection refused, DNS, TLS), through
-the same HTTP stack the senders use (httpx over our aiohttp transport), on loopback."""
+"""A request that gets no answer is described in words (connection refused, DNS, TLS, the egress
+policy), through the same HTTP stack the senders use (`egress_client`), on loopback."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import asyncio
 import httpx
 
 from tests.support.processes import free_port
-from wagate.cloud.transport import AiohttpTransport
+from wagate.egress import EgressPolicy, egress_client, parse_ranges
 from wagate.net_errors import describe_failure
 
+LOOPBACK = EgressPolicy(parse_ranges("127.0.0.0/8"))
 
-async def _failure(url: str) -> str:
-    async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=5) as client:
+
+async def _failure(url: str, policy: EgressPolicy = LOOPBACK) -> str:
+    async with egress_client(policy, max_answer_bytes=1 << 20, timeout=5) as client:
         try:
             await client.post(url, content=b"{}")
         except httpx.HTTPError as exc:
@@ -46,3 +48,8 @@ async def test_https_to_a_plain_http_port_is_a_tls_failure() -> None:
     async with server:
         said = await _failure(f"https://127.0.0.1:{port}/events")
     assert said.startswith("The TLS handshake failed ("), said
+
+
+async def test_a_destination_the_policy_refuses_says_so() -> None:
+    said = await _failure(f"http://127.0.0.1:{free_port()}/events", EgressPolicy())
+    assert "egress policy" in said and "loopback" in said and "ssl" not in said, said

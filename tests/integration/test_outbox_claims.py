@@ -144,9 +144,15 @@ async def test_a_status_report_racing_the_sends_own_commit_is_applied(
         async with write_tx(engine) as conn:
             await claim(conn, owner="a", now=now, lease=timedelta(seconds=30), limit=10)
 
+        async with engine.connect() as conn:
+            channel_id = (
+                await conn.execute(select(messages.c.channel_id).where(messages.c.id == message_id))
+            ).scalar_one()
+
         async def webhook() -> None:
+            report = Report(channel_id, "wamid.race", Status.SENT, now)
             async with write_tx(engine) as conn:
-                await apply_reports(conn, [Report("wamid.race", Status.SENT, now)], now=now)
+                await apply_reports(conn, [report], now=now)
 
         async with write_tx(engine) as conn:
             await record_outcomes(

@@ -35,7 +35,7 @@ from tests.support.meta_schema import (
     validate_webhook,
 )
 from wagate.cloud.client import CloudApiError, CloudClient
-from wagate.cloud.transport import AiohttpTransport
+from wagate.egress import GRAPH_ANSWER_LIMIT, EgressPolicy, EgressTransport, parse_ranges
 from wagate.sandbox import SandboxConfig, create_sandbox_app
 from wagate.sandbox.faults import Faults
 from wagate.sandbox.graph import GraphError
@@ -983,8 +983,13 @@ async def test_network_faults_over_a_real_server(http: str) -> None:
         assert stats["faults_injected"] == {"drop": 1, "http_500": 1, "timeout": 1}
 
 
+def _loopback_transport(timeout: float = 15.0) -> EgressTransport:
+    policy = EgressPolicy(parse_ranges("127.0.0.0/8"))
+    return EgressTransport(policy, max_answer_bytes=GRAPH_ANSWER_LIMIT, timeout=timeout)
+
+
 async def test_the_gateways_transport_reports_each_network_fault_as_httpx_would() -> None:
-    """The Cloud API client's own transport (aiohttp's pool under httpx, cloud/transport.py)
+    """The Cloud API client's own transport (aiohttp's pool under httpx, wagate.egress)
     against a real server: an answer gives the wamid, and Meta's error, a bare 500, a dropped
     connection and a timeout each come back as the `CloudApiError` the dispatcher classifies."""
     payload = template()
@@ -992,7 +997,7 @@ async def test_the_gateways_transport_reports_each_network_fault_as_httpx_would(
         over_uvicorn("httptools") as url,
         httpx.AsyncClient(base_url=url) as admin,
         httpx.AsyncClient(
-            timeout=httpx.Timeout(0.3, connect=5.0), transport=AiohttpTransport()
+            timeout=httpx.Timeout(0.3, connect=5.0), transport=_loopback_transport(timeout=0.3)
         ) as http,
     ):
         cloud = CloudClient(http)
@@ -1057,7 +1062,7 @@ async def test_the_gateways_transport_reads_a_compressed_answer() -> None:
     task = asyncio.create_task(server.serve())
     try:
         await eventually(lambda: server.started)
-        async with httpx.AsyncClient(transport=AiohttpTransport()) as http:
+        async with httpx.AsyncClient(transport=_loopback_transport()) as http:
             sent = await CloudClient(http).send_message(
                 graph_url=f"http://127.0.0.1:{port}",
                 version="v23.0",

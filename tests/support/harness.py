@@ -18,14 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.api.app import create_app
 from wagate.asgi import LateASGI
-from wagate.bootstrap import SandboxIdentity, ensure_sandbox
+from wagate.bootstrap import SANDBOX_ACCOUNT, SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
 from wagate.dispatch.worker import Dispatcher
+from wagate.egress import graph_transport
 from wagate.sandbox import create_sandbox_app
+from wagate.sandbox.fastpath import InProcessClient
+from wagate.store import accounts as account_store
+from wagate.store.accounts import Channel
 from wagate.store.db import make_async_engine, migrate
 
 BASE = "http://wagate.test"
+LOOPBACK = "127.0.0.0/8,::1/128"
+"""What tests allow the egress policy to reach: their peers (receivers, a sandbox) listen on
+loopback ports."""
 
 
 @dataclass
@@ -47,6 +54,21 @@ class Harness:
     def dispatcher(self) -> Dispatcher:
         dispatcher: Dispatcher = self.app.state.dispatcher
         return dispatcher
+
+    async def sandbox_channel(self) -> Channel:
+        """The sandbox account's channel (its own webhook path is `webhook_path`)."""
+        async with self.engine.connect() as conn:
+            [channel] = await account_store.list_channels(conn, account_id=await self.account_id())
+        return channel
+
+    async def account_id(self) -> str:
+        """The sandbox account's id."""
+        async with self.engine.connect() as conn:
+            found = await account_store.require_account(conn, name=SANDBOX_ACCOUNT)
+        return str(found["id"])
+
+    async def webhook_path(self) -> str:
+        return f"/webhooks/whatsapp/{(await self.sandbox_channel()).id}"
 
     async def reply(self, phone: str, **fields: Any) -> dict[str, Any]:
         """The customer writes to the business through the sandbox (a signed webhook)."""
@@ -88,8 +110,13 @@ async def running_gateway(
     clock: Clock | None = None,
     run_dispatcher: bool = True,
     status_delay: float = 0.01,
+    graph_over_network: bool = False,
     **settings_overrides: Any,
 ) -> AsyncIterator[Harness]:
+    """`graph_over_network`: the dispatcher's Cloud API client is wired as `wagate serve`
+    wires it (the sandbox in-process, any other Graph URL over the network under the egress
+    policy); `sent_to_meta` then stays empty. Otherwise every Graph request goes in-process."""
+    settings_overrides.setdefault("egress_allow", LOOPBACK)
     settings = Settings(
         data_dir=data_dir, database_url=database_url, public_url=BASE, **settings_overrides
     )
@@ -117,11 +144,20 @@ async def running_gateway(
         if request.url.path.endswith("/messages"):
             sent_to_meta.append(json.loads(request.content))
 
-    cloud_http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=gateway),
-        timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-        event_hooks={"request": [record]},
-    )
+    cloud_http: httpx.AsyncClient
+    if graph_over_network:
+        cloud_http = InProcessClient(
+            BASE,
+            httpx.ASGITransport(app=gateway),
+            graph_transport(settings),
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+        )
+    else:
+        cloud_http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=gateway),
+            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+            event_hooks={"request": [record]},
+        )
     app = create_app(
         settings,
         engine=engine,

@@ -26,10 +26,13 @@ def free_port() -> int:
 
 
 def wagate_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a `wagate` child; its egress policy lets it reach the loopback peers
+    tests run (a stand-alone sandbox, callback receivers) unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAGATE_")}
     env["WAGATE_DATA_DIR"] = str(data_dir)
     # The sandbox's statuses as fast as before they were paced for people to watch.
     env["WAGATE_SANDBOX_STATUS_DELAY"] = "0.5"
+    env["WAGATE_EGRESS_ALLOW"] = "127.0.0.0/8,::1/128"
     if database_url:
         env["WAGATE_DATABASE_URL"] = database_url
     env.update(extra)

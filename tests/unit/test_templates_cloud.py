@@ -166,7 +166,10 @@ async def test_a_next_link_to_another_host_is_not_followed_the_cursor_is() -> No
         (httpx.Response(200, text="<html>oops</html>"), "no `data` list"),
         (httpx.Response(200, json={"data": {"name": "x"}}), "no `data` list"),
         (httpx.Response(200, json={"data": [{"name": "x"}]}), "a template in Meta's answer"),
-        (httpx.Response(500, text="Internal Server Error"), "Internal Server Error"),
+        (
+            httpx.Response(500, text="Internal Server Error"),
+            "an HTTP 500 answer of 21 bytes of text/plain, not Meta's error object",
+        ),
     ],
 )
 async def test_an_answer_that_is_not_a_template_list_is_an_error(
@@ -176,6 +179,8 @@ async def test_an_answer_that_is_not_a_template_list_is_an_error(
         with pytest.raises(CloudApiError) as caught:
             await fetch(http)
     assert words in caught.value.details
+    # What another server said is described, never quoted (a Graph URL is configurable).
+    assert "oops" not in str(caught.value) and "Internal Server Error" not in str(caught.value)
 
 
 async def test_a_server_repeating_its_cursor_does_not_loop_forever() -> None:

@@ -25,10 +25,10 @@ from wagate.api.request_log import RequestLog
 from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
+from wagate.egress import graph_client
 
 
 def create_app(
@@ -48,10 +48,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = cloud_http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
-            transport=AiohttpTransport(max_connections=200),
-        )
+        http = cloud_http or graph_client(settings)
         dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)
         )

@@ -1,8 +1,16 @@
-"""Reading request bodies: JSON, urlencoded or multipart, at most 64 KiB, always an object."""
+"""Reading request bodies: JSON, urlencoded or multipart, at most 64 KiB, always an object.
+
+JSON is refused with `invalid_body` (400) when it is nested deeper than `MAX_JSON_DEPTH`
+(Python's parser would fail on 30,000 levels, and a few hundred would fail later, wherever the
+value is serialised again) or holds a number Python will not read (over 4,300 digits).
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate, count
+from operator import sub
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,6 +19,46 @@ from fastapi import Request
 from wagate.domain.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 64
+"""Arrays and objects nested in one another, at most (Meta's webhooks use about ten)."""
+
+# A JSON string (escapes included), and what is left of a body's structure without strings.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NESTING = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+
+
+def nesting_problem(raw: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a JSON body is nested too deep, or None. Cheap where it matters: a body with
+    fewer brackets than `limit` cannot be nested deeper, and most are; only the others are
+    scanned (C-speed passes: strings dropped, brackets kept, the running depth's maximum)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return None
+    brackets = _STRING.sub(b"", raw).translate(_NESTING, _NOT_BRACKETS)
+    # Each opening bracket counts 2, each closing one 0; minus one per bracket: the depth.
+    deepest = max(map(sub, accumulate(brackets), count(1)), default=0)
+    if deepest <= limit:
+        return None
+    return f"The JSON is nested {deepest} levels deep; at most {limit} are accepted."
+
+
+def parse_json(raw: bytes, *, limit: int = MAX_JSON_DEPTH) -> Any:
+    """The decoded JSON, or `InvalidBody` saying why not (never another exception)."""
+    problem = nesting_problem(raw, limit)
+    if problem is not None:
+        raise InvalidBody(problem)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidBody(f"The body is not valid JSON: {exc}.") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise InvalidBody("The body holds a number with more than 4,300 digits.") from None
+    except RecursionError:  # a backstop: `nesting_problem` refuses such bodies first
+        raise InvalidBody("The JSON is nested too deep.") from None
 
 
 async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -18,7 +66,9 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise PayloadTooLarge(f"The request body is {declared} bytes; the limit is 64 KiB.")
+                raise PayloadTooLarge(
+                    f"The request body is {declared} bytes; the limit is {_size(limit)}."
+                )
         except ValueError:
             raise InvalidBody("The Content-Length header is not a number.") from None
     # Straight from the ASGI channel: Starlette's Request.stream() costs more per request
@@ -32,7 +82,7 @@ async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge("The request body is larger than 64 KiB.")
+            raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -64,10 +114,7 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
         except UnicodeDecodeError:
             raise InvalidBody("The form body is not valid UTF-8.") from None
         return dict(pairs), True
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidBody(f"The body is not valid JSON: {exc}.") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidBody('The JSON body must be an object, e.g. {"phone": …, "message": …}.')
     return data, False

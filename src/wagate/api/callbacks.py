@@ -127,6 +127,8 @@ async def get_callback(account_id: AccountDep, services: ServicesDep) -> Any:
 async def put_callback(request: Request, account_id: AccountDep, services: ServicesDep) -> Any:
     fields, form = await read_fields(request)
     url, keep_url, rotate = parse_config(fields, form=form)
+    if url is not None and not keep_url:
+        await services.egress.check_url(url, field="url")
     async with write_tx(services.engine) as conn:
         if keep_url:
             current = await callback_log.get_callback(conn, account_id=account_id)

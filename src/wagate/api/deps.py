@@ -14,6 +14,7 @@ from wagate.api.request_log import note_account
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
+from wagate.egress import EgressPolicy
 from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
 
@@ -26,9 +27,11 @@ class Services:
     wake_dispatcher: Any = field(default=None)  # Callable[[], None] | None
     rate_limiter: AccountRateLimiter = field(default_factory=AccountRateLimiter)
     acceptor: Acceptor = field(init=False)
+    egress: EgressPolicy = field(init=False)
 
     def __post_init__(self) -> None:
         self.acceptor = Acceptor(self.engine, self.clock, rate_check=self.rate_limiter.check)
+        self.egress = EgressPolicy.from_settings(self.settings)
 
     def notify_queued(self) -> None:
         if self.wake_dispatcher is not None:

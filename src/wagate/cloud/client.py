@@ -4,8 +4,12 @@
 `{graph_url}/{version}/{phone_number_id}/messages` and returns Meta's message id (wamid), or
 raises `CloudApiError` carrying what Meta said: its numeric code and subcode, a title, details,
 the HTTP status, `Retry-After` and `fbtrace_id`. Network failures raise the same exception with
-`meta_code` and `http_status` both None and a title of "timeout" or "connection error", so the
+`meta_code` and `http_status` both None and a title of "timeout", "connection error", "answer
+too large" or "url not allowed" (the egress policy refused the Graph URL's address), so the
 dispatcher has one type to classify (retry or give up).
+
+An answer that is not Meta's JSON is described (its status, type and size), never quoted: the
+Graph URL is configurable, and whatever another server says must not be reflected to callers.
 
 The access token is sent only in the Authorization header: it is never logged, and it is
 scrubbed from anything copied from a response or an exception into a `CloudApiError`.
@@ -25,13 +29,16 @@ from typing import Any
 import httpx
 
 from wagate.domain.models import MetaError
+from wagate.egress import AnswerTooLarge, EgressRefused
 
 GRAPH_API_VERSION = "v23.0"
+MAX_WAMID = 255  # the column that keeps it
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 
 logger = logging.getLogger(__name__)
 
-_MAX_DETAILS = 500  # characters of a non-JSON error body kept in `details`
+_MAX_DETAILS = 500  # characters of Meta's title or details kept
+EGRESS_REFUSED = "url not allowed"
 _CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")  # Meta's "(#130429) Rate limit hit"
 
 
@@ -85,7 +92,7 @@ class CloudApiError(Exception):
         if self.http_status is not None:
             parts.append(f"HTTP {self.http_status}")
         head = " ".join(parts) or "Cloud API"
-        text = f"{head}: {self.title}"
+        text = head if self.title == head else f"{head}: {self.title}"
         if self.details and self.details != self.title:
             text += f" ({self.details})"
         return text
@@ -94,6 +101,11 @@ class CloudApiError(Exception):
     def is_network_error(self) -> bool:
         """No answer from Meta at all (timeout or connection error)."""
         return self.http_status is None
+
+    @property
+    def refused_by_egress_policy(self) -> bool:
+        """The Graph URL's address is one wagate may not connect to: retrying cannot help."""
+        return self.title == EGRESS_REFUSED and self.http_status is None
 
     @property
     def meta_error(self) -> MetaError:
@@ -170,12 +182,8 @@ class CloudClient:
         )
         try:
             response = await self._http.send(request)
-        except httpx.TimeoutException as exc:
-            raise CloudApiError(None, "timeout", _scrub(_exc_text(exc), access_token)) from None
-        except httpx.HTTPError as exc:  # connect errors, protocol errors, ...
-            raise CloudApiError(
-                None, "connection error", _scrub(_exc_text(exc), access_token)
-            ) from None
+        except httpx.HTTPError as exc:
+            raise network_error(exc, access_token) from None
 
         logger.debug(
             "cloud send to phone_number_id=%s: HTTP %s", phone_number_id, response.status_code
@@ -215,16 +223,29 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 # --------------------------------------------------------------------------- parsing answers
 
 
+def network_error(exc: httpx.HTTPError, token: str) -> CloudApiError:
+    """A request that got no usable answer, as the error the dispatcher classifies."""
+    if isinstance(exc, httpx.TimeoutException):
+        title = "timeout"
+    elif isinstance(exc, EgressRefused):
+        title = EGRESS_REFUSED
+    elif isinstance(exc, AnswerTooLarge):
+        title = "answer too large"
+    else:  # connect errors, protocol errors, ...
+        title = "connection error"
+    return CloudApiError(None, title, _scrub(_exc_text(exc), token))
+
+
 def _parse_success(response: httpx.Response, token: str) -> SendResult:
     body = _json_or_none(response)
     messages = body.get("messages") if isinstance(body, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
     wamid = first.get("id") if isinstance(first, dict) else None
-    if not isinstance(wamid, str) or not wamid:
+    if not isinstance(wamid, str) or not wamid or len(wamid) > MAX_WAMID:
         raise CloudApiError(
             None,
             "invalid response",
-            _scrub(f"no messages[0].id in the answer: {_snippet(response)}", token),
+            f"no messages[0].id in {describe_answer(response)}",
             http_status=response.status_code,
         )
     status = first.get("message_status") if isinstance(first, dict) else None
@@ -246,7 +267,7 @@ def _parse_error(response: httpx.Response, token: str) -> CloudApiError:
         return CloudApiError(
             None,
             f"HTTP {response.status_code}",
-            _scrub(_snippet(response), token),
+            f"{describe_answer(response)}, not Meta's error object",
             http_status=response.status_code,
             retry_after=retry_after,
         )
@@ -258,8 +279,8 @@ def _parse_error(response: httpx.Response, token: str) -> CloudApiError:
     details = details or _str(error.get("error_user_msg"))
     return CloudApiError(
         code,
-        _scrub(title or f"HTTP {response.status_code}", token),
-        _scrub(details, token),
+        _clip(_scrub(title or f"HTTP {response.status_code}", token)),
+        _clip(_scrub(details, token)),
         http_status=response.status_code,
         retry_after=retry_after,
         error_subcode=_as_int(error.get("error_subcode")),
@@ -275,8 +296,15 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
+def describe_answer(response: httpx.Response) -> str:
+    """What an answer was, without what it said: 'an HTTP 502 answer of 1,234 bytes of
+    text/html'."""
+    kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    of_kind = f" of {kind}" if re.fullmatch(r"[a-z0-9.+-]{1,40}/[a-z0-9.+-]{1,60}", kind) else ""
+    return f"an HTTP {response.status_code} answer of {len(response.content):,} bytes{of_kind}"
+
+
+def _clip(text: str) -> str:
     return text[:_MAX_DETAILS] + ("…" if len(text) > _MAX_DETAILS else "")
 
 

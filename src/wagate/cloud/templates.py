@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from wagate.cloud.client import CloudApiError, _exc_text, _json_or_none, _parse_error, _scrub
+from wagate.cloud.client import CloudApiError, _json_or_none, _parse_error, network_error
 from wagate.domain.templates import Template, template_from_meta
 
 PAGE_SIZE = 100
@@ -73,10 +73,8 @@ async def _get(
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         response = await http.get(url, params=params or None, headers=headers)
-    except httpx.TimeoutException as exc:
-        raise CloudApiError(None, "timeout", _scrub(_exc_text(exc), token)) from None
     except httpx.HTTPError as exc:
-        raise CloudApiError(None, "connection error", _scrub(_exc_text(exc), token)) from None
+        raise network_error(exc, token) from None
     if not response.is_success:
         raise _parse_error(response, token)
     body = _json_or_none(response)

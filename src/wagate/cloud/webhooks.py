@@ -14,6 +14,10 @@ such as "deleted", a change `field` other than "messages", ...) is skipped and c
 WhatsApp Business Account webhook at all (not an object, or `object` is not
 "whatsapp_business_account") raises `WebhookParseError`.
 
+Text is kept as sent except for NUL characters, which become U+FFFD (no database text column
+takes them, and one must not cost the rest of a batch); an identifier longer than
+`MAX_ID_LENGTH` is no identifier, and a kind, button id or profile name is cut to what is kept.
+
 Identifiers: a customer is identified by `from` (their WhatsApp id, digits) and, since Meta
 introduced usernames, by a business-scoped user id (`user_id` in `contacts[]`, `from_user_id`
 on the message). When a message carries no phone-number id at all (a username user who hides
@@ -43,6 +47,9 @@ _TRACKED_VALUES = frozenset(s.value for s in TRACKED_STATUSES)
 
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _MAX_REASONS = 100
+MAX_ID_LENGTH = 255  # wamids and ids are kept in columns this wide
+# What is kept of the free-form facts of a message (the widths of their columns).
+MAX_KIND, MAX_BUTTON_ID, MAX_PROFILE_NAME = 32, 256, 200
 
 
 class WebhookParseError(ValueError):
@@ -211,12 +218,12 @@ def _parse_message(
             wa_id=wa_id,
             wamid=wamid,
             timestamp=timestamp,
-            kind=facts.kind or msg_type,
+            kind=(facts.kind or msg_type)[:MAX_KIND],
             text=facts.text,
-            button_id=facts.button_id,
+            button_id=facts.button_id[:MAX_BUTTON_ID] if facts.button_id else None,
             button_payload=facts.button_payload,
             context_wamid=context_wamid or facts.context_wamid,
-            profile_name=profile_name,
+            profile_name=profile_name[:MAX_PROFILE_NAME] if profile_name else None,
             user_id=user_id,
         )
     )
@@ -366,19 +373,24 @@ _EXTRACTORS: dict[str, Callable[[Mapping[str, Any], str], _Facts]] = {
 
 
 def _text(value: Any) -> str | None:
-    """A non-empty string, else None."""
-    return value if isinstance(value, str) and value != "" else None
+    """A non-empty string (its NULs replaced), else None."""
+    if not isinstance(value, str) or value == "":
+        return None
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _id(value: Any) -> str | None:
-    """An identifier: a non-blank string (or an integer, which some senders emit)."""
+    """An identifier: a non-blank string of at most `MAX_ID_LENGTH` characters without NULs
+    (or an integer, which some senders emit)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    return None
+        found = str(value)
+    elif isinstance(value, str) and value.strip():
+        found = value.strip()
+    else:
+        return None
+    return found if len(found) <= MAX_ID_LENGTH and "\x00" not in found else None
 
 
 def _wa_id(value: Any) -> str | None:
@@ -388,12 +400,13 @@ def _wa_id(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
+    """An error code: an integer (or a string of one) that fits a 64-bit column."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value.strip()):
+        value = int(value)
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
     return None
 
 

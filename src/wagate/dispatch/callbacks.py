@@ -7,6 +7,14 @@ leases taken in batches, one event per lane at a time; POSTs run concurrently (a
 delivery; anything else (another status, a redirect, a timeout, a refused connection) is
 retried with backoff until the event is `WAGATE_CALLBACK_GIVE_UP_AFTER` seconds old, then kept
 as a dead letter (status `failed`) for `POST /v1/callbacks/{id}/replay`.
+
+POSTs go out under the egress policy (`wagate.egress`): no private addresses, no redirects, a
+1 MiB answer at most and `WAGATE_CALLBACK_TIMEOUT` for the whole attempt. A claim's lease is
+that timeout plus `lease_margin` (the time to record the outcome), and an attempt never runs
+past its lease: its deadline is cut to what the lease leaves, and an event whose lease has run
+short before its attempt could start is put back at once instead of sent. So no other sender
+can claim an event while a POST of it is in flight, and a receiver that answers one byte at a
+time holds a connection for the timeout, no longer.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import os
 import random
 import socket
 import time
+import unicodedata
 from datetime import timedelta
 
 import httpx
@@ -26,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__, metrics
 from wagate.clock import Clock
-from wagate.cloud.transport import AiohttpTransport
 from wagate.config import Settings
 from wagate.dispatch.drain import drain
 from wagate.domain.callbacks import SIGNATURE_HEADER, RetryPolicy, next_attempt_at, sign
+from wagate.egress import CALLBACK_ANSWER_LIMIT, EgressPolicy, egress_client
 from wagate.ids import new_id
 from wagate.net_errors import describe_failure
 from wagate.store import callbacks as callback_store
@@ -43,13 +52,14 @@ IDLE_POLL_SECONDS = 0.25
 DEPTH_EVERY_SECONDS = 5.0
 STOP_GRACE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 30.0
-MAX_ERROR_BODY = 300  # characters of a refusing receiver's answer kept in last_error
-_READ_LIMIT = 64 * 1024  # bytes of an answer read (the rest is dropped with the connection)
+"""A lease outlasts the callback timeout by this much: the time to record the outcome."""
+MAX_ERROR_BODY = 160  # characters of a refusing receiver's answer kept in last_error
+_READ_LIMIT = 1024  # bytes of a refusing answer read (the rest is dropped with the connection)
 
 
 class CallbackSender:
     """`http`, when given, is used as is (and not closed); otherwise the sender makes its own
-    client (no redirects followed) when started and closes it when stopped."""
+    client under the egress policy when started and closes it when stopped."""
 
     def __init__(
         self,
@@ -59,6 +69,7 @@ class CallbackSender:
         clock: Clock,
         http: httpx.AsyncClient | None = None,
         rng: random.Random | None = None,
+        lease_margin: float = LEASE_MARGIN_SECONDS,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -69,7 +80,8 @@ class CallbackSender:
             max_delay=settings.callback_retry_max,
             give_up_after=settings.callback_give_up_after,
         )
-        self.lease = timedelta(seconds=settings.callback_timeout + LEASE_MARGIN_SECONDS)
+        self.lease_margin = lease_margin
+        self.lease = timedelta(seconds=settings.callback_timeout + lease_margin)
         self._http = http
         self._own_http = http is None
         self._rng = rng or random.Random()
@@ -87,11 +99,11 @@ class CallbackSender:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.callback_timeout),
-                follow_redirects=False,
-                # Three or four events per message: httpx's own pool would cost ms of CPU each.
-                transport=AiohttpTransport(max_connections=self.settings.callback_concurrency),
+            self._http = egress_client(
+                EgressPolicy.from_settings(self.settings),
+                max_answer_bytes=CALLBACK_ANSWER_LIMIT,
+                timeout=self.settings.callback_timeout,
+                max_connections=self.settings.callback_concurrency,
                 headers={"User-Agent": f"wagate/{__version__}"},
             )
         return self._http
@@ -153,6 +165,9 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         now = self.clock.now()
+        # The claim's lease runs from `now`; as this process's monotonic clock sees it, it ends
+        # no later than this.
+        leased_until = time.monotonic() + self.lease.total_seconds()
         # An idle sender only reads; the claim (a write transaction) waits for work.
         async with self.engine.connect() as conn:
             if time.monotonic() - self._depth_counted_at > DEPTH_EVERY_SECONDS:
@@ -173,7 +188,7 @@ class CallbackSender:
                     conn, owner=self.owner, now=now, lease=self.lease, limit=free
                 )
         for claim in claims:
-            task = asyncio.create_task(self._deliver(claim))
+            task = asyncio.create_task(self._deliver(claim, leased_until))
             self._inflight.add(task)
             task.add_done_callback(self._done)
         return len(claims)
@@ -189,14 +204,34 @@ class CallbackSender:
 
     # ------------------------------------------------------------------ one event
 
-    async def _deliver(self, claim: DueDelivery) -> None:
-        attempt = await self.attempt(claim)
+    async def _deliver(self, claim: DueDelivery, leased_until: float) -> None:
+        attempt = await self.attempt(claim, leased_until=leased_until)
         await self._record(attempt)
 
-    async def attempt(self, claim: DueDelivery) -> Attempt:
-        """POST one claimed event; what came of it (retry time or give-up included)."""
+    def _deadline(self, leased_until: float | None) -> float:
+        """Seconds this attempt may take: the callback timeout, or less when the lease has
+        less left than that plus the margin for recording the outcome."""
+        timeout = self.settings.callback_timeout
+        if leased_until is None:
+            return timeout
+        return min(timeout, leased_until - time.monotonic() - self.lease_margin)
+
+    async def attempt(self, claim: DueDelivery, *, leased_until: float | None = None) -> Attempt:
+        """POST one claimed event; what came of it (retry time or give-up included).
+        `leased_until` (time.monotonic()) bounds the attempt when given."""
         if not claim.url or not claim.secret:
             return Attempt(claim.seq, delivered=False, error="The account has no callback URL.")
+        deadline = self._deadline(leased_until)
+        if deadline < self.settings.callback_timeout / 2:
+            # Sent now, it could outlive its lease and be claimed and sent again meanwhile.
+            log.warning("callback %s: lease ran short before sending; put back", claim.id)
+            return Attempt(
+                claim.seq,
+                delivered=False,
+                error="Not sent: the sender was too busy to start it while its claim lasted; "
+                "it is sent again at once.",
+                retry_at=self.clock.now(),
+            )
         body = json.dumps(claim.payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(self.clock.now().timestamp())
         headers = {
@@ -208,11 +243,18 @@ class CallbackSender:
         status_code: int | None = None
         error: str | None
         try:
-            async with self.http.stream("POST", claim.url, content=body, headers=headers) as answer:
+            async with self.http.stream(
+                "POST",
+                claim.url,
+                content=body,
+                headers=headers,
+                timeout=deadline,
+                extensions={"total_timeout": deadline},
+            ) as answer:
                 status_code = answer.status_code
-                text = await _read_some(answer)
+                text = "" if answer.is_success else await _read_some(answer)
         except httpx.TimeoutException:
-            error = f"No answer within {self.settings.callback_timeout:g} s."
+            error = f"No complete answer within {round(deadline, 1):g} s."
         except httpx.HTTPError as exc:
             # What went wrong in words (connection refused, DNS, TLS, ...), never the URL, which
             # may carry credentials.
@@ -225,8 +267,8 @@ class CallbackSender:
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed; set the final URL)"
-            elif text.strip():
-                error += ": " + " ".join(text.split())[:MAX_ERROR_BODY]
+            elif excerpt := _excerpt(text):
+                error += ": " + excerpt
         retry_at = next_attempt_at(
             self.policy,
             created_at=claim.created_at,
@@ -293,8 +335,21 @@ class CallbackSender:
 async def _read_some(answer: httpx.Response) -> str:
     """The start of an answer's body (a receiver's error page can be large)."""
     data = b""
-    async for chunk in answer.aiter_bytes():
-        data += chunk
-        if len(data) >= _READ_LIMIT:
-            break
+    try:
+        async for chunk in answer.aiter_bytes():
+            data += chunk
+            if len(data) >= _READ_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass  # the status said enough
     return data[:_READ_LIMIT].decode("utf-8", errors="replace")
+
+
+def _excerpt(text: str) -> str:
+    """A short, printable start of a receiver's answer, for last_error: its control and
+    formatting characters dropped, its whitespace collapsed."""
+    printable = "".join(
+        c if unicodedata.category(c)[0] not in "CZ" or c == " " else " " for c in text
+    )
+    words = " ".join(printable.split())
+    return words[:MAX_ERROR_BODY] + ("…" if len(words) > MAX_ERROR_BODY else "")

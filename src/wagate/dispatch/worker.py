@@ -29,6 +29,7 @@ from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
+from wagate.dispatch.housekeeping import Housekeeper
 from wagate.dispatch.pacing import Pacer, make_pacer
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
@@ -89,6 +90,7 @@ class Dispatcher:
         )
         # Callbacks to the businesses go out wherever messages do, started and stopped with us.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
+        self.housekeeper = Housekeeper(engine, clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
@@ -110,6 +112,7 @@ class Dispatcher:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
+        self.housekeeper.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -131,6 +134,7 @@ class Dispatcher:
         if self._own_pacer:
             await self.pacer.aclose()
         await self.callbacks.stop()
+        await self.housekeeper.stop()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -291,6 +295,12 @@ class Dispatcher:
                 return
 
     def _after_error(self, claim: Claim, error: CloudApiError) -> Outcome:
+        if error.refused_by_egress_policy:
+            # The channel's Graph URL leads somewhere wagate may not go; asking again cannot
+            # change that (the operator can, with WAGATE_EGRESS_ALLOW and a restart).
+            return Failed(
+                claim.message_id, code="url_not_allowed", title=error.title, details=error.details
+            )
         retry_class = meta_errors.classify(error.meta_code, error.http_status)
         if retry_class is meta_errors.RetryClass.PERMANENT:
             return Failed(

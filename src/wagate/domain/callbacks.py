@@ -118,7 +118,9 @@ def next_attempt_at(
 
 
 def callback_url_problem(value: object, field: str = "url") -> FieldError | None:
-    """Why `value` cannot be a callback URL (an absolute http(s) URL with a host), or None."""
+    """Why `value` cannot be a callback URL (an absolute http(s) URL with a host), or None.
+    Another scheme is the egress policy's `url_not_allowed`; whether the host may be reached
+    is `wagate.egress.EgressPolicy.check_url`'s to say."""
     if not isinstance(value, str) or not value:
         return FieldError(field, "invalid_callback_url", f"{field} must be an http(s) URL.")
     if len(value) > MAX_URL_LENGTH:
@@ -136,6 +138,10 @@ def callback_url_problem(value: object, field: str = "url") -> FieldError | None
         _ = parts.port  # raises ValueError for a port that is not a number in range
     except ValueError:
         return FieldError(field, "invalid_callback_url", f"{field} is not a valid URL.")
+    if parts.scheme and parts.hostname and parts.scheme.lower() not in ("http", "https"):
+        return FieldError(
+            field, "url_not_allowed", f"{parts.scheme}: URLs are not allowed; use https://."
+        )
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return FieldError(
             field,

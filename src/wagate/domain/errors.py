@@ -10,6 +10,7 @@
     ├── PayloadTooLarge             413 payload_too_large
     ├── UnsupportedMediaType        415 unsupported_media_type
     ├── ValidationFailed            422 (code of the first FieldError; all listed)
+    ├── UrlNotAllowed               422 url_not_allowed (the egress policy refuses a URL)
     ├── RateLimited                 429 rate_limited
     ├── UpstreamError               502 upstream_error
     └── ServiceUnavailable          503 service_unavailable
@@ -157,6 +158,13 @@ class ValidationFailed(WagateError):
     @property
     def errors(self) -> list[FieldError]:
         return list(self._field_errors)
+
+
+class UrlNotAllowed(WagateError):
+    """wagate may not send requests to this URL (see WAGATE_EGRESS_ALLOW)."""
+
+    code = "url_not_allowed"
+    http_status = 422
 
 
 class RateLimited(WagateError):

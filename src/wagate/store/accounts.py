@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -224,6 +225,21 @@ async def get_channel(conn: AsyncConnection, *, channel_id: str) -> Channel | No
     result = await conn.execute(select(channels).where(channels.c.id == channel_id))
     row = result.mappings().first()
     return channel_from_row(row) if row else None
+
+
+async def channels_named(
+    conn: AsyncConnection, *, phone_number_ids: Sequence[str] = (), waba_ids: Sequence[str] = ()
+) -> list[Channel]:
+    """The channels with any of these phone number ids or WABA ids (both indexed)."""
+    if not phone_number_ids and not waba_ids:
+        return []
+    result = await conn.execute(
+        select(channels).where(
+            channels.c.phone_number_id.in_(list(phone_number_ids))
+            | channels.c.waba_id.in_(list(waba_ids))
+        )
+    )
+    return [channel_from_row(r) for r in result.mappings()]
 
 
 async def channel_for_send(

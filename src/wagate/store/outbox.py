@@ -120,7 +120,11 @@ _CLAIMED_CONTENT = (
         conversations.c.last_inbound_at,
     )
     .select_from(
-        messages.outerjoin(_QUOTED, _QUOTED.c.id == messages.c.reply_to).outerjoin(
+        # Only the account's own message can be quoted: another's id quotes nothing.
+        messages.outerjoin(
+            _QUOTED,
+            (_QUOTED.c.id == messages.c.reply_to) & (_QUOTED.c.account_id == messages.c.account_id),
+        ).outerjoin(
             conversations,
             (conversations.c.channel_id == messages.c.channel_id)
             & (conversations.c.phone == messages.c.phone),
@@ -224,6 +228,43 @@ async def _release(conn: AsyncConnection, owner: str, ids: list[str]) -> set[str
     return {r.message_id for r in result}
 
 
+_WAMIDS_TAKEN = select(messages.c.wamid, messages.c.id).where(
+    messages.c.wamid.in_(bindparam("wamids", expanding=True))
+)
+
+
+async def _unclaimed_wamids(
+    conn: AsyncConnection, sent: list[Sent]
+) -> tuple[list[Sent], list[Failed]]:
+    """The sends whose wamid no other message has, and the others as failures.
+
+    Meta never gives two messages one wamid, but a Graph URL is configurable and whatever
+    answers there may: recorded, a second message's wamid would break the unique index and
+    with it the whole batch's transaction, so every other business's sends in the batch would
+    go out again, and again (and statuses for one wamid could not be told apart anyway)."""
+    if not sent:
+        return sent, []
+    rows = await conn.execute(_WAMIDS_TAKEN, {"wamids": list({o.wamid for o in sent})})
+    taken = {r.wamid: r.id for r in rows}
+    clean: list[Sent] = []
+    clashing: list[Failed] = []
+    for o in sent:
+        if taken.setdefault(o.wamid, o.message_id) == o.message_id:
+            clean.append(o)
+            continue
+        clashing.append(
+            Failed(
+                o.message_id,
+                code="invalid_response",
+                title="invalid response",
+                details="The Graph API answered with a message id (wamid) another message "
+                "already has; the message may have been sent, but its statuses could not be "
+                "told apart.",
+            )
+        )
+    return clean, clashing
+
+
 async def record_outcomes(
     conn: AsyncConnection, *, owner: str, outcomes: list[Outcome], now: datetime
 ) -> tuple[set[str], list[StatusChange]]:
@@ -242,6 +283,8 @@ async def record_outcomes(
     # Before anything else, so that a status webhook for these wamids either committed its
     # parked reports before us (apply_parked below sees them) or waits and then sees the wamids.
     await lock_wamids(conn, [o.wamid for o in sent])
+    sent, clashing = await _unclaimed_wamids(conn, sent)
+    failed += clashing
     ours = await _release(conn, owner, [o.message_id for o in sent])
     sent = [o for o in sent if o.message_id in ours]
     if sent:

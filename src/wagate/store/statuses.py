@@ -1,15 +1,19 @@
-"""Meta's status reports and the customers' messages: applied once, only ever forward."""
+"""Meta's status reports and the customers' messages: applied once, only ever forward, and
+only to the messages of the channel that reported them (a channel's app secret signs its
+webhooks; another tenant's channel must not move this one's messages, even by a wamid it
+learned)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -113,10 +117,15 @@ class StatusChange:
     error: StatusError | None = None
 
 
+log = logging.getLogger("wagate.webhooks")
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One status report for one wamid, from a webhook or parked until its wamid was known."""
+    """One status report for one wamid, from a webhook or parked until its wamid was known;
+    `channel_id` is the channel whose webhook (signed with its app secret) reported it."""
 
+    channel_id: str
     wamid: str
     status: Status
     occurred_at: datetime
@@ -161,9 +170,9 @@ async def lock_wamids(conn: AsyncConnection, wamids: Sequence[str]) -> None:
 
 
 # Built once (the webhook receiver and the dispatcher run these many times a second).
-_KNOWN_WAMIDS = select(messages.c.id, messages.c.status, messages.c.wamid).where(
-    messages.c.wamid.in_(bindparam("wamids", expanding=True))
-)
+_KNOWN_WAMIDS = select(
+    messages.c.id, messages.c.status, messages.c.wamid, messages.c.channel_id
+).where(messages.c.wamid.in_(bindparam("wamids", expanding=True)))
 _MOVE_FORWARD = (
     update(messages)
     .where(
@@ -185,6 +194,9 @@ async def apply_reports(
     message moves only forward, whatever order, repetition or lateness the reports come in.
     Reports for wamids we have not recorded yet are parked (see `apply_parked`).
 
+    A report about another channel's message is dropped: only the channel that sent a
+    message may report on it.
+
     Returns every step a message moved, in lifecycle order (sent, delivered and read when all
     three arrive at once; nothing for a report that does not move it forward), and queues a
     callback event for each, in this transaction."""
@@ -193,9 +205,18 @@ async def apply_reports(
     wamids = list({r.wamid for r in reports})
     await lock_wamids(conn, wamids)
     known: dict[str, tuple[str, Status]] = {}
+    owner: dict[str, str] = {}
     for i in range(0, len(wamids), _CHUNK):
         rows = await conn.execute(_KNOWN_WAMIDS, {"wamids": wamids[i : i + _CHUNK]})
-        known.update({r.wamid: (r.id, Status(r.status)) for r in rows})
+        for row in rows:
+            known[row.wamid] = (row.id, Status(row.status))
+            owner[row.wamid] = row.channel_id
+    ours = [r for r in reports if owner.get(r.wamid, r.channel_id) == r.channel_id]
+    if len(ours) < len(reports):
+        log.warning(
+            "dropped %d status reports on other channels' messages", len(reports) - len(ours)
+        )
+        reports = ours
     parked = [r for r in reports if r.wamid not in known]
     if parked:
         await _insert_ignoring(
@@ -204,6 +225,7 @@ async def apply_reports(
             [
                 {
                     "wamid": r.wamid,
+                    "channel_id": r.channel_id,
                     "status": r.status.value,
                     "occurred_at": r.occurred_at,
                     "errors": _errors_json(r.errors),
@@ -211,7 +233,7 @@ async def apply_reports(
                 }
                 for r in parked
             ],
-            ["wamid", "status"],
+            ["wamid", "channel_id", "status"],
         )
     by_message: dict[str, list[Report]] = defaultdict(list)
     for r in reports:
@@ -366,7 +388,13 @@ async def apply_parked(
         return []
     rows = await conn.execute(_PARKED, {"wamids": list(wamids)})
     parked = [
-        Report(r["wamid"], Status(r["status"]), r["occurred_at"], _errors_from_json(r["errors"]))
+        Report(
+            r["channel_id"],
+            r["wamid"],
+            Status(r["status"]),
+            r["occurred_at"],
+            _errors_from_json(r["errors"]),
+        )
         for r in rows.mappings()
     ]
     if not parked:
@@ -377,5 +405,29 @@ async def apply_parked(
     return await apply_reports(conn, parked, now=now)
 
 
-def reports_from(updates: Iterable[StatusUpdate]) -> list[Report]:
-    return [Report(u.wamid, u.status, u.timestamp, tuple(u.errors)) for u in updates]
+def reports_from(updates: Iterable[StatusUpdate], channels: Mapping[str, Channel]) -> list[Report]:
+    """The reports of the updates about `channels` (by phone number id); others are left out."""
+    return [
+        Report(channel.id, u.wamid, u.status, u.timestamp, tuple(u.errors))
+        for u in updates
+        if (channel := channels.get(u.phone_number_id)) is not None
+    ]
+
+
+async def prune_parked(conn: AsyncConnection, *, older_than: datetime, limit: int) -> int:
+    """Delete up to `limit` parked reports received before `older_than` (reports whose wamid
+    no send of ours ever recorded); returns how many. Small batches keep each transaction
+    short; call it again while it returns `limit`."""
+    oldest = (
+        select(pending_statuses.c.id)
+        .where(pending_statuses.c.received_at < older_than)
+        .order_by(pending_statuses.c.received_at)
+        .limit(limit)
+    )
+    result = await conn.execute(delete(pending_statuses).where(pending_statuses.c.id.in_(oldest)))
+    return int(result.rowcount or 0)
+
+
+async def parked_count(conn: AsyncConnection) -> int:
+    result = await conn.execute(select(func.count()).select_from(pending_statuses))
+    return int(result.scalar_one())

@@ -119,7 +119,7 @@ channels = Table(
     Column("id", String(40), primary_key=True),
     Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
     Column("phone_number_id", String(64), nullable=False, unique=True),
-    Column("waba_id", String(64), nullable=False),
+    Column("waba_id", String(64), nullable=False, index=True),
     Column("display_phone_number", String(32)),
     Column("access_token", Text, nullable=False),
     Column("app_secret", Text, nullable=False),
@@ -186,17 +186,21 @@ message_events = Table(
 )
 
 # Status reports whose wamid we do not know yet: Meta's webhook can beat our own commit of the
-# send's answer. They are applied when the wamid is recorded.
+# send's answer. They are applied when the wamid is recorded by the channel that reported them
+# (another channel's report never touches the message), and dropped after a day unmatched.
 pending_statuses = Table(
     "pending_statuses",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("wamid", String(255), nullable=False, index=True),
+    Column("channel_id", String(40), nullable=False),
     Column("status", String(16), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("errors", JSON, nullable=False),
-    Column("received_at", UTCDateTime, nullable=False),
-    UniqueConstraint("wamid", "status", name="uq_pending_statuses_wamid_status"),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+    UniqueConstraint(
+        "wamid", "channel_id", "status", name="uq_pending_statuses_wamid_channel_status"
+    ),
 )
 
 conversations = Table(

@@ -79,19 +79,22 @@ async def callbacks(request: Request, user: SignedIn) -> Response:
 async def save_settings(request: Request, posted: PostedForm) -> Response:
     action = posted.text("action")
     url: str | None = posted.text("url").strip()
+    services = dashboard_of(request).services
     if action == "clear" or not url:
         url = None
-    elif (problem := callback_url_problem(url)) is not None:
-        return render(
-            request,
-            "callbacks.html",
-            status=422,
-            errors={"url": problem.message},
-            url_typed=url,
-            notice=None,
-            **await _context(request, posted.user),
-        )
-    services = dashboard_of(request).services
+    elif action != "rotate":
+        problem = callback_url_problem(url)
+        refusal = None if problem else await services.egress.url_problem(url)
+        if problem is not None or refusal is not None:
+            return render(
+                request,
+                "callbacks.html",
+                status=422,
+                errors={"url": problem.message if problem else str(refusal)},
+                url_typed=url,
+                notice=None,
+                **await _context(request, posted.user),
+            )
     async with write_tx(services.engine) as conn:
         current = await callback_log.get_callback(conn, account_id=posted.user.account_id)
         if action == "rotate" and current is not None:

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wagate.dashboard import queries
-from wagate.dashboard.rules import DEFAULT_GRAPH_URL, check_channel_form, mask_secret
+from wagate.dashboard.rules import (
+    DEFAULT_GRAPH_URL,
+    ChannelForm,
+    check_channel_form,
+    mask_secret,
+)
 from wagate.dashboard.web import PageNotFound, PostedForm, SignedIn, dashboard_of, render, see_other
 from wagate.store import accounts as account_store
 from wagate.store.accounts import Channel
@@ -24,10 +29,12 @@ _FIELDS = (
 )
 
 
-def webhook_url(request: Request) -> str:
-    """The URL Meta must call: the configured public URL, else the one this page came from."""
+def webhook_url(request: Request, channel: Channel | None = None) -> str:
+    """The URL Meta must call (the configured public URL, else the one this page came from):
+    the channel's own, or the shared one."""
     public = dashboard_of(request).services.settings.public_url
-    return (public or str(request.base_url)).rstrip("/") + "/webhooks/whatsapp"
+    shared = (public or str(request.base_url)).rstrip("/") + "/webhooks/whatsapp"
+    return f"{shared}/{channel.id}" if channel is not None else shared
 
 
 def _values(channel: Channel | None) -> dict[str, str]:
@@ -54,6 +61,7 @@ async def channel_list(request: Request, user: SignedIn) -> Response:
         channels=found,
         mask=mask_secret,
         webhook_url=webhook_url(request),
+        channel_webhook_url=lambda channel: webhook_url(request, channel),
         saved=request.query_params.get("saved"),
     )
 
@@ -74,7 +82,7 @@ def _form_page(
         values=values,
         errors=errors or {},
         mask=mask_secret,
-        webhook_url=webhook_url(request),
+        webhook_url=webhook_url(request, channel),
     )
 
 
@@ -83,11 +91,24 @@ async def new_channel(request: Request, user: SignedIn) -> Response:
     return _form_page(request, channel=None, values=_values(None))
 
 
+async def _checked(
+    request: Request, posted: PostedForm, *, new: bool
+) -> tuple[ChannelForm | None, dict[str, str]]:
+    """The form's values, or every problem with them: the form's rules, then whether the
+    egress policy lets wagate reach its Graph URL (url_not_allowed, with the reason)."""
+    form, problems = check_channel_form(dict(posted.form), new=new)
+    errors = {p.field: p.message for p in problems}
+    if form is not None:
+        refusal = await dashboard_of(request).services.egress.url_problem(form.graph_url)
+        if refusal is not None:
+            return None, {"graph_url": refusal}
+    return form, errors
+
+
 @router.post("/channels")
 async def add_channel(request: Request, posted: PostedForm) -> Response:
     values = {name: posted.text(name) for name in _FIELDS}
-    form, problems = check_channel_form(dict(posted.form), new=True)
-    errors = {p.field: p.message for p in problems}
+    form, errors = await _checked(request, posted, new=True)
     if form is not None:
         services = dashboard_of(request).services
         try:
@@ -137,8 +158,7 @@ async def edit_channel(channel_id: str, request: Request, user: SignedIn) -> Res
 async def save_channel(channel_id: str, request: Request, posted: PostedForm) -> Response:
     channel = await _own_channel(request, posted.user.account_id, channel_id)
     values = {name: posted.text(name) for name in _FIELDS}
-    form, problems = check_channel_form(dict(posted.form), new=False)
-    errors = {p.field: p.message for p in problems}
+    form, errors = await _checked(request, posted, new=False)
     if form is not None:
         services = dashboard_of(request).services
         try:
