@@ -71,7 +71,7 @@ def test_client_commands_find_the_running_server_without_flags(
 
     info = cli_json(env, "sandbox", "info")
     assert info["graph_url"] == f"{server.url}/sandbox/graph"
-    assert info["webhook_url"] == f"{server.url}/webhooks/whatsapp"
+    assert info["webhook_url"].startswith(f"{server.url}/webhooks/whatsapp/ch_")
     assert "server.json" in info["server_source"]
 
     reply = cli(env, "sandbox", "reply", "--phone", CUSTOMER, "--text", "Hi")
@@ -87,7 +87,7 @@ def test_client_commands_find_the_running_server_without_flags(
         "--waba-id", "102290129340398", "--access-token", "t", "--app-secret", "s",
         "--verify-token", "v",
     )  # fmt: skip
-    assert channel["webhook_url"] == f"{server.url}/webhooks/whatsapp"
+    assert channel["webhook_url"] == f"{server.url}/webhooks/whatsapp/{channel['id']}"
 
 
 def test_hints_name_the_cli_as_it_can_be_run(running: tuple[ServerProcess, str]) -> None:

@@ -334,7 +334,7 @@ def test_every_page_fits_the_screen_and_is_labelled(
         expect(page.locator("h1")).to_have_count(1)
         if name == "callbacks-retrying":
             expect(page.get_by_text("waiting for the event before it").first).to_be_visible()
-            expect(page.get_by_text("frame020/").first).to_be_visible()
+            expect(page.get_by_text("frame010/").first).to_be_visible()
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
