@@ -130,36 +130,74 @@ class Accepted:
             status=data["status"],
             type=data["type"],
             phone=data["phone"],
-            window_expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00"))
-            if expires
-            else None,
+            window_expires_at=_parse_time(expires) if expires else None,
             replayed=response.headers.get("idempotent-replayed") == "true",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One item's result in a batch: `accepted` (an `Accepted`) or `error` (the typed error
+    the item would have raised if sent alone); `index` is its place in the request."""
+
+    index: int
+    accepted: Accepted | None
+    error: ApiError | None
+
+    @property
+    def ok(self) -> bool:
+        return self.accepted is not None
+
+
+def batch_results(response: httpx.Response) -> list[BatchItem]:
+    """The per-item results of a 207 from `POST /v1/messages/batch`, in order."""
+    items = []
+    for result in response.json()["results"]:
+        if result["success"]:
+            expires = result.get("window_expires_at")
+            accepted = Accepted(
+                id=result["id"],
+                status=result["status"],
+                type=result["type"],
+                phone=result["phone"],
+                window_expires_at=_parse_time(expires) if expires else None,
+                replayed=bool(result.get("replayed")),
+            )
+            items.append(BatchItem(result["index"], accepted, None))
+        else:
+            error = _typed_error(result["status_code"], result["error"], retry_after=None)
+            items.append(BatchItem(result["index"], None, error))
+    return items
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _typed_error(status: int, error: dict[str, Any], *, retry_after: float | None) -> ApiError:
+    code, message = str(error["code"]), str(error["message"])
+    kind = _BY_CODE.get(code) or _BY_STATUS.get(status)
+    if kind is None:
+        kind = ServiceUnavailable if status >= 500 else ApiError
+    exc = kind(
+        code, message, status_code=status, field=error.get("field"), errors=error.get("errors")
+    )
+    if isinstance(exc, RateLimitedError) and retry_after is not None:
+        exc.retry_after = retry_after
+    return exc
 
 
 def error_from(response: httpx.Response) -> ApiError:
     """The typed exception for an error answer."""
     try:
-        body = response.json()
-        error = body["error"]
-        code, message = str(error["code"]), str(error["message"])
+        error = response.json()["error"]
+        if not isinstance(error, dict) or not {"code", "message"} <= error.keys():
+            raise TypeError("not our error shape")
     except (ValueError, KeyError, TypeError):
-        error = {}
         code = "service_unavailable" if response.status_code >= 500 else "http_error"
         message = f"HTTP {response.status_code} from the server: {response.text[:200]}"
-    kind = _BY_CODE.get(code) or _BY_STATUS.get(response.status_code)
-    if kind is None:
-        kind = ServiceUnavailable if response.status_code >= 500 else ApiError
-    exc = kind(
-        code,
-        message,
-        status_code=response.status_code,
-        field=error.get("field"),
-        errors=error.get("errors"),
-    )
-    if isinstance(exc, RateLimitedError):
-        exc.retry_after = _retry_after(response)
-    return exc
+        error = {"code": code, "message": message}
+    return _typed_error(response.status_code, error, retry_after=_retry_after(response))
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -244,6 +282,21 @@ class _Base:
             "idempotency_key": idempotency_key or f"auto-{uuid.uuid4()}",
         }
 
+    @staticmethod
+    def _batch_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Each item as given, with a key of its own when it has none (so that retrying the
+        request cannot send an item twice)."""
+        items = []
+        for item in messages:
+            if not isinstance(item, dict):
+                raise TypeError("each batch item is a dict (a Send Message or Send Template body)")
+            items.append(
+                item
+                if item.get("idempotency_key")
+                else item | {"idempotency_key": f"auto-{uuid.uuid4()}"}
+            )
+        return {"messages": items}
+
     def _after_failure(self, attempt: int, exc: httpx.TransportError) -> float:
         """Seconds to wait before trying again after a connection error, or the error."""
         if attempt >= self.max_retries:
@@ -323,6 +376,14 @@ class Client(_Base):
         extras = self._extras(reply_to, metadata, channel, idempotency_key)
         body = _template_body(phone, template, language, params, extras)
         return Accepted.from_response(self._request("POST", "/v1/messages/template", body))
+
+    def send_batch(self, messages: list[dict[str, Any]]) -> list[BatchItem]:
+        """Up to 1,000 sends in one request (`POST /v1/messages/batch`): each a Send Message
+        body (`{"phone", "message", …}`) or, with `"kind": "template"`, a Send Template body.
+        One result per item, in order; a refused item carries its typed error instead of
+        raising. Problems with the request as a whole (token, size) raise."""
+        response = self._request("POST", "/v1/messages/batch", self._batch_body(messages))
+        return batch_results(response)
 
     def get_message(self, message_id: str) -> dict[str, Any]:
         """The message, its status, Meta's error if it failed, and its status history."""
@@ -440,6 +501,10 @@ class AsyncClient(_Base):
         extras = self._extras(reply_to, metadata, channel, idempotency_key)
         body = _template_body(phone, template, language, params, extras)
         return Accepted.from_response(await self._request("POST", "/v1/messages/template", body))
+
+    async def send_batch(self, messages: list[dict[str, Any]]) -> list[BatchItem]:
+        response = await self._request("POST", "/v1/messages/batch", self._batch_body(messages))
+        return batch_results(response)
 
     async def get_message(self, message_id: str) -> dict[str, Any]:
         return await self._json("GET", f"/v1/messages/{quote(message_id, safe='')}")

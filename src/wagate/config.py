@@ -83,6 +83,30 @@ class Settings(BaseSettings):
         parse_ranges(value)  # a typo fails at start-up, not at the first send
         return value
 
+    # Retention (SPEC §10): days each kind of row is kept; 0 keeps it for ever. The per-kind
+    # settings default to retention_days.
+    retention_days: float = Field(default=30.0, ge=0, description="default for every kind")
+    retention_messages_days: float | None = Field(
+        default=None, ge=0, description="finished messages, their events and status callbacks"
+    )
+    retention_inbound_days: float | None = Field(default=None, ge=0)
+    retention_callbacks_days: float | None = Field(default=None, ge=0)
+    retention_webhooks_days: float = Field(default=7.0, ge=0, description="raw webhook bodies")
+    retention_parked_days: float = Field(
+        default=1.0, ge=0, description="status reports for a wamid never recorded"
+    )
+    retention_interval: float = Field(
+        default=60.0, gt=0, description="seconds between two pruning rounds"
+    )
+    retention_batch: int = Field(
+        default=200, ge=1, description="messages (or rows of other kinds) per transaction"
+    )
+
+    def retention(self, setting: str) -> float:
+        """Days for a per-kind retention setting (its own value, or retention_days)."""
+        value = getattr(self, setting)
+        return self.retention_days if value is None else float(value)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

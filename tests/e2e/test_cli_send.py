@@ -210,3 +210,26 @@ def test_bulk_template_dry_run_then_send(server: tuple[ServerProcess, str], tmp_
     mine = [m for m in messages if "Customer " in (m["message"] or "")]
     assert len(mine) == 6
     assert {m["type"] for m in mine} == {"template"}
+
+
+def test_the_client_sends_a_batch_and_types_each_result(
+    server: tuple[ServerProcess, str],
+) -> None:
+    from wagate.client import OutsideServiceWindow, ValidationError
+
+    items = [
+        {"phone": OPEN[0], "message": "batch one"},
+        {"phone": CLOSED, "message": "closed window"},
+        {"kind": "template", "phone": CLOSED, "template": "hello_world", "language": "en_US"},
+        {"phone": "+1 415 555 2671", "message": "spaces"},
+    ]
+    with Client(server[0].url, server[1]) as wa:
+        results = wa.send_batch(items)
+        assert [r.index for r in results] == [0, 1, 2, 3]
+        assert [r.ok for r in results] == [True, False, True, False]
+        assert isinstance(results[1].error, OutsideServiceWindow)
+        assert isinstance(results[3].error, ValidationError)
+        assert results[3].error.code == "invalid_phone_format"
+        first = results[0].accepted
+        assert first is not None and first.type == "text" and not first.replayed
+        _wait_read(wa, first.id)

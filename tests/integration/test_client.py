@@ -132,3 +132,28 @@ def test_a_server_that_is_not_there_is_a_clear_error() -> None:
         wa.get_message("msg_x")
     assert down.value.code == "connection_error"
     assert "127.0.0.1:9" in down.value.message
+
+
+async def test_send_batch_gives_one_typed_result_per_item(gateway: Harness) -> None:
+    await gateway.reply(CUSTOMER, text="hi")
+    items = [
+        {"phone": CUSTOMER, "message": "one", "idempotency_key": "b-1"},
+        {"phone": CUSTOMER, "message": "two"},  # the client gives it a key of its own
+        {"phone": "+919876543210", "message": "closed"},
+    ]
+    async with _client(gateway) as wa:
+        first = await wa.send_batch(items)
+        assert [r.ok for r in first] == [True, True, False]
+        assert isinstance(first[2].error, OutsideServiceWindow)
+        assert first[2].error.status_code == 409
+        again = await wa.send_batch(items[:1])
+        assert again[0].accepted is not None and again[0].accepted.replayed
+        assert again[0].accepted.id == first[0].accepted.id  # type: ignore[union-attr]
+        with pytest.raises(ValidationError) as refused:
+            await wa.send_batch([])
+        assert refused.value.code == "empty_batch"
+    async with AsyncClient(BASE, "wg_not_a_token", http=httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=gateway.app), base_url=BASE
+    )) as stranger:  # fmt: skip
+        with pytest.raises(AuthenticationError):
+            await stranger.send_batch(items)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.fuzzing import FUZZ, Runner, check_answer, live_gateway, text
+from tests.support.fuzzing import DOCUMENTED, FUZZ, Runner, check_answer, live_gateway, text
 from tests.support.fuzzing import json_values as fuzz_json
 from tests.support.harness import Harness
 
@@ -107,3 +107,36 @@ def test_random_webhooks(live: tuple[Harness, Runner[Any]], raw: bytes, signed: 
     path = run(gateway.webhook_path())
     response = run(gateway.client.post(path, content=raw, headers=headers))
     assert response.status_code in ({200, 400} if signed else {401}), response.text
+
+
+item_kinds = st.sampled_from(["text", "template", "media", "list", None, 3, ""])
+batch_items = st.fixed_dictionaries(
+    {},
+    optional={"kind": item_kinds, "template": text(20), "language": json_values},
+).flatmap(lambda extra: (bodies | plausible).map(lambda body: body | extra))
+
+
+@FUZZ
+@given(
+    items=st.lists(batch_items | json_values, min_size=0, max_size=6) | json_values,
+    token_in_body=st.booleans(),
+)
+def test_random_batches(live: tuple[Harness, Runner[Any]], items: Any, token_in_body: bool) -> None:
+    """Every batch gets the documented whole-request error or a 207 whose results are each an
+    accepted message or an error in the documented shape, one per item, in order."""
+    gateway, run = live
+    body = {"messages": items} | ({"token": gateway.token} if token_in_body else {})
+    headers = {} if token_in_body else gateway.auth
+    response = run(gateway.client.post("/v1/messages/batch", json=body, headers=headers))
+    if response.status_code != 207:
+        check(response)
+        return
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == list(range(len(items)))
+    for result in results:
+        if result["success"]:
+            assert result["id"].startswith("msg_")
+        else:
+            assert result["status_code"] in DOCUMENTED and result["status_code"] < 500
+            assert isinstance(result["error"]["code"], str)
+            assert isinstance(result["error"]["errors"], list)

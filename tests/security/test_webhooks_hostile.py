@@ -24,7 +24,9 @@ from tests.support.tenants import add_channel, sqlite_url
 from wagate.clock import ManualClock
 from wagate.cloud.webhook_guard import MAX_SECRETS
 from wagate.cloud.webhooks import sign
-from wagate.dispatch.housekeeping import prune_once
+from wagate.config import Settings
+from wagate.dispatch.pruner import Pruner
+from wagate.store.retention import RULES
 from wagate.store.tables import pending_statuses, webhook_events
 
 CUSTOMER_WA = "14155552671"
@@ -278,6 +280,8 @@ async def test_a_batch_with_an_unstorable_message_stores_the_rest(
 
 # --------------------------------------------------------------------------- parked statuses
 
+PARKED = tuple(rule for rule in RULES if rule.name == "parked statuses")
+
 
 async def test_parked_statuses_that_never_match_are_dropped_after_a_day(
     database_url: str, tmp_path: Path
@@ -288,28 +292,29 @@ async def test_parked_statuses_that_never_match_are_dropped_after_a_day(
         assert (await post(gw, raw)).status_code == 200
         assert await count(gw, pending_statuses) == 5
         clock = ManualClock()
-        assert await prune_once(gw.engine, clock, batch=2) == 0  # not a day old yet
+        pruner = Pruner(
+            engine=gw.engine, settings=Settings(retention_batch=2), clock=clock, rules=PARKED
+        )
+        assert (await pruner.prune(pause=0))["parked statuses"] == 0  # not a day old yet
         clock.advance(hours=23)
-        assert await prune_once(gw.engine, clock, batch=2) == 0
+        assert (await pruner.prune(pause=0))["parked statuses"] == 0
         clock.advance(hours=2)
-        assert await prune_once(gw.engine, clock, batch=2) == 5  # in batches of 2
+        assert (await pruner.prune(pause=0))["parked statuses"] == 5  # in batches of 2
         assert await count(gw, pending_statuses) == 0
 
 
-async def test_the_housekeeper_runs_with_the_dispatcher(gw: Harness) -> None:
-    raw = json.dumps(batch(gw.identity.phone_number_id, statuses=[status("wamid.x")])).encode()
-    await post(gw, raw)
-    async with gw.engine.begin() as conn:
-        await conn.execute(
-            pending_statuses.update().values(received_at=gw.clock.now() - timedelta(days=2))
-        )
-    housekeeper = gw.dispatcher.housekeeper
-    await housekeeper.stop()
-    housekeeper.start()  # a pass at start, then one a minute
-    deadline = time.monotonic() + 10
-    while await count(gw, pending_statuses):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+async def test_the_pruner_runs_with_the_dispatcher(database_url: str, tmp_path: Path) -> None:
+    async with running_gateway(database_url, tmp_path / "data", retention_interval=0.1) as gw:
+        raw = json.dumps(batch(gw.identity.phone_number_id, statuses=[status("wamid.x")])).encode()
+        await post(gw, raw)
+        async with gw.engine.begin() as conn:
+            await conn.execute(
+                pending_statuses.update().values(received_at=gw.clock.now() - timedelta(days=2))
+            )
+        deadline = time.monotonic() + 10
+        while await count(gw, pending_statuses):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- documentation

@@ -1,4 +1,6 @@
-"""Group commit for `POST /v1/messages`: requests that arrive together are stored together.
+"""Group commit for every send (`POST /v1/messages`, templates, the batch endpoint, the
+dashboard): a request that finds nothing else storing commits at once, on its own; requests that
+arrive while a commit is in progress are stored together in the next one.
 
 Every request waits for the transaction that holds its message; the transaction is committed
 (and, on SQLite, fsynced) once for the whole batch. A 202 is therefore only ever sent after the
@@ -8,8 +10,8 @@ message is durable, and under load many messages share one commit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,17 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate import metrics
 from wagate.clock import Clock
 from wagate.domain.errors import ServiceUnavailable, WagateError
-from wagate.store import idempotency
-from wagate.store.accepts import AcceptRequest, Deferred, RateCheck, accept_batch
-from wagate.store.db import write_tx
+from wagate.store.accept_rows_sqlite import DirectRows
+from wagate.store.accepts import AcceptRequest, Deferred, RateCheck, accept_batch, accept_rows
+from wagate.store.accepts import Outcome as StoreOutcome
+from wagate.store.db import DirectWriter, runs_inline, write_tx
 from wagate.store.idempotency import Replayed
 
 log = logging.getLogger("wagate.api")
 
 Outcome = dict[str, Any] | Replayed | WagateError
-
-# Expired idempotency keys are deleted in passing, at most this often (seconds).
-PURGE_INTERVAL = 600.0
+Waiting = tuple[AcceptRequest, asyncio.Future[Outcome]]
 
 
 class Acceptor:
@@ -37,16 +38,14 @@ class Acceptor:
         clock: Clock,
         *,
         rate_check: RateCheck | None = None,
-        max_batch: int = 500,
+        max_batch: int = 1000,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.rate_check = rate_check
         self.max_batch = max_batch
-        self._pending: list[tuple[AcceptRequest, asyncio.Future[Outcome]]] = []
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._next_purge = 0.0
+        self._direct = DirectWriter(engine) if runs_inline(engine) else None
+        self._pending: list[Waiting] = []
         # On SQLite every writer of the process queues for one lock (store/db.py), first come
         # first served: with one batch at a time, a batch waits behind the dispatcher's and the
         # webhooks' transactions and the next cannot even queue. Two batches in line take turns
@@ -54,50 +53,64 @@ class Acceptor:
         # batches would commit concurrently and a lane's later message could become visible
         # before an earlier one: one at a time there.)
         self._in_line = 2 if engine.dialect.name == "sqlite" else 1
-        self._committing: dict[asyncio.Task[None], int] = {}  # batch → its size
+        self._committing: dict[object, int] = {}  # batch → its size
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def accept(self, item: AcceptRequest) -> Outcome:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        self._ready.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="wagate-acceptor")
-        return await future
+        """Store one send; its message row, the first answer to its idempotency key, or the
+        error that refused it."""
+        [outcome] = await self.accept_many([item])
+        return outcome
+
+    async def accept_many(self, items: Sequence[AcceptRequest]) -> list[Outcome]:
+        """Store several sends, in one commit when they fit in one batch (each is judged on its
+        own, as if it had come alone); an outcome for each, in order."""
+        if self._closed:
+            return [ServiceUnavailable("The server is shutting down.") for _ in items]
+        loop = asyncio.get_running_loop()
+        waiting: list[Waiting] = [(item, loop.create_future()) for item in items]
+        if not self._pending and not self._committing and len(waiting) <= self.max_batch:
+            # Nothing else is storing: commit at once, in this task (no hand-off to another
+            # task, each of which would wait its turn on a busy event loop).
+            await self._commit(waiting, self._register(waiting))
+        else:
+            self._pending.extend(waiting)
+            self._start_batches()
+        return [await future for _, future in waiting]
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._committing:
-            await asyncio.gather(*self._committing, return_exceptions=True)
+        self._closed = True
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_pending()
+        if self._direct is not None:
+            await self._direct.aclose()
+
+    def _fail_pending(self) -> None:
         for _, future in self._pending:
             if not future.done():
                 future.set_result(ServiceUnavailable("The server is shutting down."))
         self._pending.clear()
 
-    async def _run(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._pending:
-                if not self._may_start():
-                    # Until a batch is stored, or (with a place free in line) more arrive.
-                    waiting: set[asyncio.Future[Any]] = set(self._committing)
-                    if len(self._committing) < self._in_line:
-                        waiting.add(asyncio.ensure_future(self._ready.wait()))
-                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                    for future in waiting - self._committing.keys():
-                        future.cancel()
-                    self._ready.clear()
-                    continue  # more may have arrived meanwhile: take them all
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                task = asyncio.create_task(self._commit(batch), name="wagate-accept-batch")
-                self._committing[task] = len(batch)
-                task.add_done_callback(self._forget)
-                await asyncio.sleep(0)  # let it queue for the write lock before the next one
+    def _register(self, batch: list[Waiting]) -> object:
+        key = object()
+        self._committing[key] = len(batch)
+        return key
+
+    def _start_batches(self) -> None:
+        """Start what may start now (called whenever requests arrive or a batch is stored)."""
+        if self._closed:
+            self._fail_pending()
+            return
+        while self._pending and self._may_start():
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            task = asyncio.create_task(
+                self._commit(batch, self._register(batch)), name="wagate-accept-batch"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _may_start(self) -> bool:
         """Whether to start a batch now. Behind one that is committing, only once at least half
@@ -111,33 +124,34 @@ class Acceptor:
             return False
         return 2 * len(self._pending) >= sum(self._committing.values())
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        # No wake-up needed: `_run` waits on the committing batches themselves.
-        self._committing.pop(task, None)
-
-    async def _commit(self, batch: list[tuple[AcceptRequest, asyncio.Future[Outcome]]]) -> None:
-        loop_time = asyncio.get_running_loop().time()
+    async def _commit(self, batch: list[Waiting], key: object) -> None:
         try:
-            async with write_tx(self.engine) as conn:
-                now = self.clock.now()
-                outcomes = await accept_batch(
-                    conn, [item for item, _ in batch], now=now, rate_check=self.rate_check
-                )
-                if loop_time >= self._next_purge:
-                    await idempotency.purge_expired(conn, now=now)
-                    self._next_purge = loop_time + PURGE_INTERVAL
+            outcomes = await self._store([item for item, _ in batch])
         except Exception as exc:  # the whole batch was rolled back: nothing was accepted
             log.error("could not store %d messages: %s", len(batch), type(exc).__name__)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(ServiceUnavailable())
-            return
+            outcomes = [ServiceUnavailable() for _ in batch]
+        except BaseException:  # cancelled: whatever waits behind it goes on without it
+            del self._committing[key]
+            self._start_batches()
+            raise
+        del self._committing[key]
         metrics.record_accepted(sum(1 for o in outcomes if isinstance(o, dict)))
         for (item, future), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, Deferred):
                 # Its idempotency key was being stored by another request: the next batch
                 # reads that request's answer.
                 self._pending.append((item, future))
-                self._ready.set()
             elif not future.done():
                 future.set_result(outcome)
+        self._start_batches()
+
+    async def _store(self, items: list[AcceptRequest]) -> list[StoreOutcome]:
+        if self._direct is not None:
+            async with self._direct.transaction() as driver:
+                now = self.clock.now()
+                return await accept_rows(
+                    DirectRows(driver), items, now=now, rate_check=self.rate_check
+                )
+        async with write_tx(self.engine) as conn:
+            now = self.clock.now()
+            return await accept_batch(conn, items, now=now, rate_check=self.rate_check)

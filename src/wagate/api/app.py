@@ -12,7 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
-from wagate.api import callbacks, conversations, docs, health, messages, templates, webhooks
+from wagate.api import (
+    batch,
+    callbacks,
+    conversations,
+    docs,
+    health,
+    messages,
+    templates,
+    webhooks,
+)
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
@@ -22,7 +31,7 @@ from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
 from wagate.api.openapi_forms import describe_forms
 from wagate.api.request_log import RequestLog
-from wagate.api.schemas import ErrorResponse, SendMessageBody, SendTemplateBody
+from wagate.api.schemas import BatchBody, ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
 from wagate.config import Settings
@@ -90,6 +99,9 @@ def create_app(
     app.add_middleware(ApiRequestMetrics)
     app.add_middleware(RequestLog)  # outermost: its duration covers everything below
     install_error_handlers(app)
+    # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
+    # this route's Allow header, not the message route's.
+    app.include_router(batch.router)
     app.include_router(messages.router)
     app.include_router(conversations.router)
     app.include_router(templates.router)
@@ -129,7 +141,7 @@ def _document_errors(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         # The send endpoint reads its body itself (JSON or form); its schema is added by hand.
-        for model in (ErrorResponse, SendMessageBody, SendTemplateBody):
+        for model in (ErrorResponse, SendMessageBody, SendTemplateBody, BatchBody):
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)

@@ -74,11 +74,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound("No such endpoint. See /docs for the API."))
         if exc.status_code == 405:
-            # RFC 9110: a 405 lists the methods the endpoint does take.
+            # RFC 9110: a 405 lists the methods the endpoint does take (every route's at this
+            # path, from the API's description; else Starlette's, for an undescribed path).
             answer = error_response(MethodNotAllowed())
             allowed = allowed_methods(request)
             if allowed:
                 answer.headers["Allow"] = ", ".join(allowed)
+            elif exc.headers:
+                answer.headers.update(exc.headers)
             return answer
         error = WagateError(str(exc.detail))
         return JSONResponse(error.body(), status_code=exc.status_code)

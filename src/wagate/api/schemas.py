@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -189,3 +189,75 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         503: "Storage unavailable; nothing was accepted",
     }
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+
+
+BATCH_MAX_ITEMS = 1000
+
+
+class BatchTextItem(BaseModel):
+    """A Send Message body (text, or interactive with a header, footer or buttons)."""
+
+    kind: Literal["text"] = Field("text", description="text (the default) or template")
+    phone: str = Field(examples=["+14155552671"], description="`+`, country code and digits")
+    message: str = Field(description="At most 4096 characters (1024 when interactive)")
+    header: str | None = Field(None, max_length=60)
+    footer: str | None = Field(None, max_length=60)
+    buttons: list[ButtonIn] | None = Field(None, min_length=1, max_length=3)
+    preview_url: bool = False
+    reply_to: str | None = Field(None, description="A message id (msg_…) or wamid to quote")
+    metadata: dict[str, Any] | None = Field(None, description="Echoed in callbacks")
+    channel: str | None = Field(None, description="Channel id or phone number id")
+    idempotency_key: str | None = Field(None, description="This item's own key")
+
+
+class BatchTemplateItem(BaseModel):
+    """A Send Template body."""
+
+    kind: Literal["template"]
+    phone: str = Field(examples=["+919876543210"], description="`+`, country code and digits")
+    template: str = Field(examples=["order_confirmation"], description="An approved template")
+    language: str | None = Field(None, examples=["en_US"])
+    params: TemplateParams | None = None
+    reply_to: str | None = Field(None, description="A message id (msg_…) or wamid to quote")
+    metadata: dict[str, Any] | None = Field(None, description="Echoed in callbacks")
+    channel: str | None = Field(None, description="Channel id or phone number id")
+    idempotency_key: str | None = Field(None, description="This item's own key")
+
+
+class BatchBody(BaseModel):
+    token: str | None = Field(None, description="Or send `Authorization: Bearer <token>`")
+    # Any value is taken into the batch: an item that is not a valid send is refused in its
+    # own result (207), not by refusing the request, and the description says so exactly.
+    messages: list[BatchTextItem | BatchTemplateItem | Any] = Field(
+        min_length=1,
+        max_length=BATCH_MAX_ITEMS,
+        description="1 to 1,000 sends, each judged and stored on its own; `kind` says which. "
+        "An item that is not a valid send (of a kind this server does not send, breaking a "
+        "field rule, not an object) is refused in its own result, the others stored.",
+    )
+
+
+class BatchItemAccepted(BaseModel):
+    index: int = Field(description="The item's position in `messages`, from 0")
+    success: Literal[True]
+    id: str
+    status: str
+    type: str
+    phone: str
+    window_expires_at: str | None
+    replayed: bool = Field(description="The first answer to this item's idempotency key")
+
+
+class BatchItemRefused(BaseModel):
+    index: int = Field(description="The item's position in `messages`, from 0")
+    success: Literal[False]
+    status_code: int = Field(description="The HTTP status this item would have had alone")
+    error: ErrorDetail
+
+
+class BatchResult(BaseModel):
+    accepted: int = Field(description="Items stored and queued (replays of a key included)")
+    refused: int
+    results: list[BatchItemAccepted | BatchItemRefused] = Field(
+        description="One per item, in the order of `messages`"
+    )

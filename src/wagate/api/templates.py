@@ -24,7 +24,6 @@ from wagate.api.schemas import (
     error_responses,
 )
 from wagate.domain.errors import (
-    FieldError,
     InvalidToken,
     RateLimited,
     UpstreamError,
@@ -34,7 +33,7 @@ from wagate.domain.models import SendRequest
 from wagate.domain.templates import build_template_send, lookup_keys
 from wagate.store import accounts as account_store
 from wagate.store import templates as template_store
-from wagate.store.accepts import AcceptRequest
+from wagate.store.accepts import AcceptRequest, unknown_channel_field
 from wagate.template_sync import fetch_channels, store_synced
 
 router = APIRouter(prefix="/v1", tags=["templates"])
@@ -81,14 +80,7 @@ async def _checked(
             candidates = await template_store.templates_named(
                 conn, channel_id=channel.id, name=name
             )
-    channel_error = None
-    if channel is None:
-        message = (
-            f"This account has no channel {wanted!r}."
-            if wanted
-            else "This account has no WhatsApp number yet; add one with `wagate channels add`."
-        )
-        channel_error = FieldError("channel", "unknown_channel", message)
+    channel_error = unknown_channel_field(wanted) if channel is None else None
     try:
         take_idempotency_header(request, fields)
         return build_template_send(fields, candidates, form=form, channel_error=channel_error)

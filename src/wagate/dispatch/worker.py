@@ -29,8 +29,8 @@ from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
-from wagate.dispatch.housekeeping import Housekeeper
 from wagate.dispatch.pacing import Pacer, make_pacer
+from wagate.dispatch.pruner import Pruner
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
 from wagate.domain.models import MessageContent, MessageType
@@ -88,9 +88,10 @@ class Dispatcher:
             pair_interval=settings.pair_interval or 6.0,
             pair_burst=settings.pair_burst,
         )
-        # Callbacks to the businesses go out wherever messages do, started and stopped with us.
+        # Callbacks to the businesses go out wherever messages do, started and stopped with us;
+        # so does the retention pruner.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
-        self.housekeeper = Housekeeper(engine, clock)
+        self.pruner = Pruner(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
@@ -112,7 +113,7 @@ class Dispatcher:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
-        self.housekeeper.start()
+        self.pruner.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -134,7 +135,7 @@ class Dispatcher:
         if self._own_pacer:
             await self.pacer.aclose()
         await self.callbacks.stop()
-        await self.housekeeper.stop()
+        await self.pruner.stop()
 
     async def _run(self) -> None:
         while not self._stopping:

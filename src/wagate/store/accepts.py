@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.errors import (
@@ -28,71 +27,13 @@ from wagate.domain.models import MessageType, SendRequest, Status
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
 from wagate.store import idempotency
-from wagate.store.accounts import LAST_USED_RESOLUTION, Channel, channel_from_row, hash_token
+from wagate.store.accept_rows import AcceptRows, ChannelChoice, CoreRows, TokenRow
+from wagate.store.accounts import LAST_USED_RESOLUTION, hash_token
 from wagate.store.idempotency import Replayed
 from wagate.store.messages import iso
-from wagate.store.outbox import INSERT_STEPS
-from wagate.store.sql import BulkInsert
-from wagate.store.tables import (
-    accounts,
-    api_tokens,
-    channels,
-    conversations,
-    messages,
-    outbox,
-)
 
 # (account_id, api_rate) → seconds to wait, or None when the request may go ahead.
 RateCheck = Callable[[str, int], float | None]
-
-
-# Built once: constructing SQLAlchemy expressions per batch costs more than running them.
-_TOKENS = (
-    select(
-        api_tokens.c.id,
-        api_tokens.c.token_hash,
-        api_tokens.c.account_id,
-        api_tokens.c.last_used_at,
-        accounts.c.api_rate,
-    )
-    .join(accounts, accounts.c.id == api_tokens.c.account_id)
-    .where(
-        api_tokens.c.token_hash.in_(bindparam("hashes", expanding=True)),
-        api_tokens.c.revoked_at.is_(None),
-    )
-)
-_CHANNELS = (
-    select(channels)
-    .where(channels.c.account_id.in_(bindparam("accounts", expanding=True)))
-    .order_by(channels.c.created_at)
-)
-_WINDOWS = select(
-    conversations.c.channel_id, conversations.c.phone, conversations.c.last_inbound_at
-).where(
-    conversations.c.channel_id.in_(bindparam("channel_ids", expanding=True)),
-    conversations.c.phone.in_(bindparam("phones", expanding=True)),
-)
-_INSERT_MESSAGES = BulkInsert(
-    messages,
-    (
-        "id",
-        "account_id",
-        "channel_id",
-        "phone",
-        "type",
-        "content",
-        "reply_to",
-        "metadata",
-        "status",
-        "wamid",
-        "attempts",
-        "created_at",
-        "updated_at",
-    ),
-)
-_INSERT_OUTBOX = BulkInsert(
-    outbox, ("message_id", "channel_id", "phone", "available_at", "attempts")
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +43,8 @@ class AcceptRequest:
     # A caller whose account is already known (the dashboard's signed-in user): no token is
     # checked and no API rate applies; everything else is the same.
     account_id: str | None = None
+    # Already counted against the account's API rate (a batch counts its items itself).
+    rate_counted: bool = False
 
 
 class Deferred:
@@ -139,16 +82,20 @@ def window_closed_error(phone: str, last_inbound: datetime | None) -> OutsideSer
     )
 
 
-def _unknown_channel(wanted: str | None) -> ValidationFailed:
+def unknown_channel_field(wanted: str | None) -> FieldError:
     message = (
         f"This account has no channel {wanted!r}."
         if wanted
         else "This account has no WhatsApp number yet; add one with `wagate channels add`."
     )
-    return ValidationFailed([FieldError("channel", "unknown_channel", message)])
+    return FieldError("channel", "unknown_channel", message)
 
 
-def _pick_channel(candidates: Sequence[Channel], wanted: str | None) -> Channel | None:
+def _unknown_channel(wanted: str | None) -> ValidationFailed:
+    return ValidationFailed([unknown_channel_field(wanted)])
+
+
+def _pick_channel(candidates: Sequence[ChannelChoice], wanted: str | None) -> ChannelChoice | None:
     if wanted:
         digits = wanted.lstrip("+")
         for c in candidates:
@@ -168,25 +115,36 @@ async def accept_batch(
     now: datetime,
     rate_check: RateCheck | None = None,
 ) -> list[Outcome]:
+    """`accept_rows` through SQLAlchemy, in the caller's transaction on `conn`."""
+    return await accept_rows(CoreRows(conn), items, now=now, rate_check=rate_check)
+
+
+async def accept_rows(
+    rows: AcceptRows,
+    items: Sequence[AcceptRequest],
+    *,
+    now: datetime,
+    rate_check: RateCheck | None = None,
+) -> list[Outcome]:
     """Store and queue every acceptable message; for each item, its message row (with
     `window_expires_at`), the first answer to its idempotency key, or the error that refused
     it. Nothing is written for refused items."""
     hashes = [hash_token(item.token) if item.account_id is None else "" for item in items]
-    wanted = {h for h in hashes if h}
-    by_hash = {}
+    wanted = list({h for h in hashes if h})
+    by_hash: dict[str, TokenRow] = {}
     if wanted:
-        by_hash = {r.token_hash: r for r in await conn.execute(_TOKENS, {"hashes": list(wanted)})}
+        by_hash = {r.token_hash: r for r in await rows.tokens(wanted)}
     account_ids = {r.account_id for r in by_hash.values()}
     account_ids |= {item.account_id for item in items if item.account_id is not None}
-    by_account: dict[str, list[Channel]] = {a: [] for a in account_ids}
+    by_account: dict[str, list[ChannelChoice]] = {a: [] for a in account_ids}
     if account_ids:
-        channel_rows = await conn.execute(_CHANNELS, {"accounts": list(account_ids)})
-        for row in channel_rows.mappings():
-            by_account[row["account_id"]].append(channel_from_row(row))
+        for choice in await rows.channels(list(account_ids)):
+            by_account[choice.account_id].append(choice)
 
     outcomes: list[Outcome] = []
-    chosen: list[tuple[int, str, Channel]] = []  # (index, account, channel) still in the running
+    chosen: list[tuple[int, str, ChannelChoice]] = []  # (index, account, channel) still running
     keyed: dict[int, tuple[str, str]] = {}  # index → (account, idempotency key)
+    seen_keys: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
         account_id = item.account_id
         if account_id is None:
@@ -194,16 +152,19 @@ async def accept_batch(
             if token is None:
                 outcomes.append(InvalidToken())
                 continue
-            wait = rate_check(token.account_id, token.api_rate) if rate_check else None
+            wait = None
+            if rate_check is not None and not item.rate_counted:
+                wait = rate_check(token.account_id, token.api_rate)
             if wait is not None:
                 outcomes.append(RateLimited(wait, api_rate=token.api_rate))
                 continue
             account_id = token.account_id
         key = item.request.idempotency_key
         if key is not None:
-            if (account_id, key) in keyed.values():
+            if (account_id, key) in seen_keys:
                 outcomes.append(DEFERRED)  # a repeat inside this batch: answered by the next
                 continue
+            seen_keys.add((account_id, key))
             keyed[index] = (account_id, key)
         channel = _pick_channel(by_account[account_id], item.request.channel)
         if channel is None:
@@ -216,7 +177,7 @@ async def accept_batch(
     if keyed:
         # A key seen before answers with its first answer, whatever the window or the channels
         # are now; checked before anything else so a repeat never creates a second message.
-        known = await idempotency.find(conn, list(keyed.values()), now=now)
+        known = await rows.idempotency(list(keyed.values()), now=now)
         for index, pair in keyed.items():
             if pair in known:
                 stored_hash, replay = known[pair]
@@ -230,12 +191,9 @@ async def accept_batch(
     lanes = {(c.id, items[i].request.phone) for i, _, c in chosen}
     windows: dict[tuple[str, str], datetime] = {}
     if lanes:
-        phones = {p for _, p in lanes}
-        channel_ids = {c for c, _ in lanes}
-        rows = await conn.execute(
-            _WINDOWS, {"channel_ids": list(channel_ids), "phones": list(phones)}
-        )
-        windows = {(r.channel_id, r.phone): r.last_inbound_at for r in rows}
+        phones = list({p for _, p in lanes})
+        channel_ids = list({c for c, _ in lanes})
+        windows = await rows.windows(channel_ids, phones)
 
     message_rows: list[dict[str, Any]] = []
     for index, account_id, channel in chosen:
@@ -276,7 +234,7 @@ async def accept_batch(
         if index in keyed and isinstance(outcome := outcomes[index], dict)
     ]
     if claims:
-        ours = await idempotency.claim(conn, claims, now=now)
+        ours = await rows.claim_keys(claims, now=now)
         lost = {c["message_id"] for c in claims if (c["account_id"], c["key"]) not in ours}
         if lost:
             # Another process stored the same key while we prepared: its answer is the answer.
@@ -287,32 +245,7 @@ async def accept_batch(
                     outcomes[index] = DEFERRED
 
     if message_rows:
-        await _INSERT_MESSAGES.execute(conn, message_rows)
-        await INSERT_STEPS.execute(
-            conn,
-            [
-                {
-                    "message_id": r["id"],
-                    "status": Status.QUEUED.value,
-                    "occurred_at": now,
-                    "recorded_at": now,
-                }
-                for r in message_rows
-            ],
-        )
-        await _INSERT_OUTBOX.execute(
-            conn,
-            [
-                {
-                    "message_id": r["id"],
-                    "channel_id": r["channel_id"],
-                    "phone": r["phone"],
-                    "available_at": now,
-                    "attempts": 0,
-                }
-                for r in message_rows
-            ],
-        )
+        await rows.store(message_rows, now=now)
     stale = [
         r.id
         for r in by_hash.values()
@@ -320,7 +253,5 @@ async def accept_batch(
     ]
     if stale:
         # last_used_at is a hint for people; refreshing it at most once a minute keeps it cheap.
-        await conn.execute(
-            update(api_tokens).where(api_tokens.c.id.in_(stale)).values(last_used_at=now)
-        )
+        await rows.touch_tokens(stale, now=now)
     return outcomes

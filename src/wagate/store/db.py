@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakSet
 
 from alembic import command
 from alembic.config import Config
@@ -19,7 +22,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from wagate.store.sqlite_inline import inline_connector, is_inline
+from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_inline
+
+log = logging.getLogger("wagate.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -85,6 +90,7 @@ def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
             engine = create_async_engine(
                 url, async_creator=inline_connector(str(path), patience=BUSY_TIMEOUT)
             )
+            _inline_engines.add(engine)
         _configure_sqlite(engine.sync_engine, _check_synchronous(synchronous))
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -158,6 +164,15 @@ def migrations_current(engine: Engine) -> bool:
 # One writer at a time per SQLite database in this process: SQLite allows one anyway, and
 # queueing here is far cheaper than SQLite's busy handler, which sleeps up to 100 ms a try.
 _write_locks: WeakKeyDictionary[AsyncEngine, asyncio.Lock] = WeakKeyDictionary()
+# Engines whose connections are `InlineConnection`s (a SQLite file): `direct_write_tx` works.
+_inline_engines: WeakSet[AsyncEngine] = WeakSet()
+
+
+def _write_lock(engine: AsyncEngine) -> asyncio.Lock:
+    lock = _write_locks.get(engine)
+    if lock is None:
+        lock = _write_locks.setdefault(engine, asyncio.Lock())
+    return lock
 
 
 @asynccontextmanager
@@ -167,10 +182,115 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             yield conn
         return
-    lock = _write_locks.get(engine)
-    if lock is None:
-        lock = _write_locks.setdefault(engine, asyncio.Lock())
-    async with lock, engine.connect() as conn:
+    async with _write_lock(engine), engine.connect() as conn:
         await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
             yield conn
+
+
+def runs_inline(engine: AsyncEngine) -> bool:
+    """Whether a `DirectWriter` can be used on this engine (a SQLite file)."""
+    return engine in _inline_engines
+
+
+class DirectWriter:
+    """`write_tx` for the accept path on a SQLite file: the same lock and `BEGIN IMMEDIATE`, but
+    the statements go straight to the sqlite3 connection that `transaction()` yields, on the
+    event loop, and the connection is kept from one transaction to the next.
+
+    Through SQLAlchemy and aiosqlite a statement costs 50-90 µs of CPU, checking a connection
+    out of the pool and back ~60 µs; straight on the driver a statement costs 2-5 µs. For a
+    request that commits alone that was most of its time. COMMIT (the fsync) runs in the
+    connection's thread, and so does BEGIN when another process holds the lock.
+
+    Its commits never checkpoint the write-ahead log: SQLite's automatic checkpoint runs inside
+    the COMMIT that crosses 1,000 pages (copying them into the database and fsyncing it), while
+    every writer of the process waits behind it. Instead, at most once every
+    `CHECKPOINT_INTERVAL` seconds after its commits, a PASSIVE checkpoint runs on a connection of
+    its own in a worker thread, which lets writers go on. (The other connections keep SQLite's
+    automatic checkpoints: a process without an acceptor still keeps its log short.)"""
+
+    CHECKPOINT_INTERVAL = 1.0
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        if not runs_inline(engine):
+            raise TypeError("DirectWriter needs an engine from make_async_engine on a file")
+        self.engine = engine
+        self._path = str(engine.url.database)
+        self._conn: AsyncConnection | None = None
+        self._inline: InlineConnection | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointed_at = 0.0
+
+    async def aclose(self) -> None:
+        async with _write_lock(self.engine):
+            if self._conn is not None:
+                # Not back to the pool: it does not checkpoint, as other connections must.
+                await self._drop(self._conn)
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+
+    async def _connection(self) -> tuple[AsyncConnection, InlineConnection]:
+        if self._conn is None or self._inline is None:
+            conn = await self.engine.connect()
+            inline = (await conn.get_raw_connection()).driver_connection
+            assert isinstance(inline, InlineConnection)
+            inline.driver.execute("PRAGMA wal_autocheckpoint=0").close()
+            self._conn, self._inline = conn, inline
+        return self._conn, self._inline
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[sqlite3.Connection]:
+        async with _write_lock(self.engine):
+            conn, inline = await self._connection()
+            driver = inline.driver
+            try:
+                await inline.call(driver.execute, "BEGIN IMMEDIATE")
+            except BaseException:
+                await self._drop(conn)
+                raise
+            try:
+                yield driver
+            except BaseException:
+                try:
+                    driver.rollback()
+                except sqlite3.Error:
+                    await self._drop(conn)
+                raise
+            try:
+                await inline.commit()
+            except BaseException:
+                # Whatever happened (a failed fsync, or this task cancelled while the thread
+                # still commits), the connection is not used again: it is closed, by its own
+                # thread once the commit is done, and the next transaction opens another.
+                await self._drop(conn)
+                raise
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        if loop.time() - self._checkpointed_at < self.CHECKPOINT_INTERVAL:
+            return
+        self._checkpointed_at = loop.time()
+        self._checkpoint = loop.run_in_executor(None, _checkpoint, self._path)
+
+    async def _drop(self, conn: AsyncConnection) -> None:
+        self._conn = self._inline = None
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+
+
+def _checkpoint(path: str) -> None:
+    """A PASSIVE checkpoint (in a worker thread): copies what it can of the log into the
+    database without waiting for, or holding up, readers and writers."""
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # the next one tries again
+        log.warning("checkpoint of %s failed: %s", path, exc)

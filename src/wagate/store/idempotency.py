@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, tuple_
+from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,11 +108,7 @@ async def claim(
     return {(r.account_id, r.key) for r in rows}
 
 
-_PURGE = delete(idempotency_keys).where(idempotency_keys.c.created_at <= bindparam("cutoff"))
-
-
-async def purge_expired(conn: AsyncConnection, *, now: datetime) -> None:
-    await conn.execute(_PURGE, {"cutoff": now - KEY_LIFETIME})
+# Expired keys are deleted by retention (store/retention.py), a few hundred at a time.
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,8 +43,7 @@ class BulkInsert:
         self.columns = tuple(columns)
         self._prepared: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
-    def _prepare(self, conn: AsyncConnection) -> tuple[str, tuple[Any, ...]]:
-        dialect = conn.dialect
+    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -59,24 +59,32 @@ class BulkInsert:
             prepared = self._prepared[dialect.name] = (sql, processors)
         return prepared
 
+    def statement(
+        self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[tuple[Any, ...]]]:
+        """The SQL and the rows as the driver takes them (for `executemany`)."""
+        sql, processors = self._prepare(dialect)
+        columns = self.columns
+        converting = [(i, process) for i, process in enumerate(processors) if process is not None]
+        # The same time (a batch's `now`) is converted once, not once a row.
+        times: dict[datetime, Any] = {}
+        params = []
+        for row in rows:
+            values = [row[name] for name in columns]
+            for i, process in converting:
+                value = values[i]
+                if type(value) is datetime:
+                    converted = times.get(value)
+                    if converted is None:
+                        converted = times[value] = process(value)
+                    values[i] = converted
+                else:
+                    values[i] = process(value)
+            params.append(tuple(values))
+        return sql, params
+
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        sql, processors = self._prepare(conn)
-        columns = self.columns
-        memo: dict[tuple[int, int], Any] = {}  # the same value (a batch's `now`) converted once
-        params = []
-        for row in rows:
-            values = []
-            for i, name in enumerate(columns):
-                value = row[name]
-                process = processors[i]
-                if process is not None:
-                    key = (i, id(value))
-                    converted = memo.get(key)
-                    if converted is None:
-                        converted = memo[key] = process(value)
-                    value = converted
-                values.append(value)
-            params.append(tuple(values))
+        sql, params = self.statement(conn.dialect, rows)
         await conn.exec_driver_sql(sql, params)

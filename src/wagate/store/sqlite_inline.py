@@ -18,6 +18,10 @@ so a call never waits there. The thread is kept for what may wait:
   row before it was refused is not run again; its error stands.
 - whatever runs inside `in_thread()`, for a statement that may read many rows (a count over
   the whole outbox for the metrics, say) and should not hold up the loop.
+
+The hottest transaction (accepting messages) skips SQLAlchemy altogether: it takes the
+connection's `sqlite3.Connection` (`driver`), runs its statements there directly, and uses `call`
+for `BEGIN IMMEDIATE` (which may have to wait for another process) and `commit` for the fsync.
 """
 
 from __future__ import annotations
@@ -60,6 +64,20 @@ class InlineConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size=64)
         self._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own thread
         self._patience_ms = max(0, int(patience * 1000))
+
+    @property
+    def driver(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for statements run straight on it (on the event loop)."""
+        conn = self._connection
+        if not self._running or conn is None:
+            raise ValueError("Connection closed")
+        return conn
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on the sqlite3 connection, run as every call here is: at once, or in the
+        thread when SQLite refuses it for a lock (e.g. `BEGIN IMMEDIATE` while another process
+        writes)."""
+        return await self._execute(fn, *args)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         conn = self._connection

@@ -275,6 +275,8 @@ idempotency_keys = Table(
     Column("response", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
+    # Retention deletes a message's keys with it.
+    Index("ix_idempotency_keys_message_id", "message_id"),
 )
 
 # The callbacks outbox and its log: one row per event for the business, written in the
