@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -17,10 +19,21 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wagate import cli_send, cli_templates
+from wagate import __version__, cli_send, cli_templates
 from wagate.asgi import LateASGI
+from wagate.cli_server import (
+    POINT_ELSEWHERE,
+    ServerOpt,
+    command_name,
+    is_wagate,
+    not_wagate,
+    target,
+    unreachable,
+)
 from wagate.clock import SystemClock
 from wagate.config import Settings
+from wagate.logs import configure as configure_logging
+from wagate.server_address import Target, forget_server, record_server
 from wagate.store import accounts as account_store
 from wagate.store.db import make_async_engine, migrate, write_tx
 
@@ -46,6 +59,7 @@ cli_templates.register(app)
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("wagate.server")
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -124,6 +138,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     )
 
     settings = Settings(host=host, port=port)
+    configure_logging(settings.log_level, settings.log_format)
     url = settings.resolved_database_url
     migrate(url)
     clock = SystemClock()
@@ -151,6 +166,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             identity.sandbox_config(
                 webhook_url=settings.local_url + "/webhooks/whatsapp",
                 state_path=settings.data_dir / "sandbox.sqlite3",
+                status_delay=settings.sandbox_status_delay,
             ),
             webhook_client=httpx.AsyncClient(transport=in_process, timeout=10),
         )
@@ -165,12 +181,27 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
         )
 
+    command = "serve" if dispatcher else "api"
+    me = command_name()
+
     async def announce() -> None:
+        record_server(
+            settings.data_dir, url=settings.local_url, public_url=settings.base_url, command=command
+        )
+        log.info(
+            "wagate %s %s listening on %s (pid %d, storage %s, sandbox %s)",
+            command,
+            __version__,
+            settings.local_url,
+            os.getpid(),
+            _safe_url(url),
+            "on" if use_sandbox else "off",
+        )
         console.print(f"[bold]wagate[/bold] listening on {settings.local_url}")
         console.print(f"  storage: {_safe_url(url)}")
         console.print(f"  dashboard: {settings.local_url}/")
         if not use_sandbox:
-            await _hint_first_user(engine)
+            await _hint_first_user(engine, me)
             return
         ready = await ensure_sandbox(settings, engine, clock)
         console.print("  sandbox: on (a simulator of Meta's Cloud API; no Meta account needed)")
@@ -180,8 +211,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             )
         else:
             console.print(
-                "\n  Make a new API token with: "
-                f"wagate tokens create --account {ready.account_name}"
+                f"\n  Make a new API token with: {me} tokens create --account {ready.account_name}"
             )
         admin = await ensure_first_admin(engine, clock, account_name=ready.account_name)
         if admin is not None:
@@ -193,12 +223,21 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             f"\n  In the browser: the sandbox phone at {settings.local_url}/sandbox-phone plays"
             " the customer.\n  Or from a shell, open the window by replying as a customer, then"
             " send:\n"
-            "    wagate sandbox reply --phone +14155552671 --text hello\n"
+            f"    {me} sandbox reply --phone +14155552671 --text hello\n"
             f"    curl -s {settings.local_url}/v1/messages -H 'Authorization: Bearer <token>' \\\n"
             "      -H 'Content-Type: application/json' \\\n"
             '      -d \'{"phone": "+14155552671", "message": "Hi from wagate"}\'\n'
-            f"  API docs: {settings.local_url}/docs\n"
+            f"  API docs: {settings.local_url}/docs\n",
+            highlight=False,
         )
+
+    async def stopped() -> None:
+        forget_server(settings.data_dir)
+        # Here, not after uvicorn.run: uvicorn re-raises the stopping signal once it is done.
+        log.info("wagate %s on %s stopped", command, settings.local_url)
+        if cloud_http is not None:
+            # Its connections to Meta (real channels next to the sandbox) close with the app.
+            await cloud_http.aclose()
 
     if http_api:
         server_app = create_app(
@@ -209,8 +248,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             sandbox=sandbox,
             cloud_http=cloud_http,
             on_startup=_then_settle_heap(announce),
-            # Its connections to Meta (real channels next to the sandbox) close with the app.
-            on_shutdown=cloud_http.aclose if cloud_http is not None else None,
+            on_shutdown=stopped,
         )
         gateway.app = server_app
         uvicorn.run(
@@ -223,12 +261,14 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             # connections open (60 s is common): the side that closes an idle connection must be
             # the client, or a request sent as the server closes it is lost in flight.
             timeout_keep_alive=75,
+            log_config=None,  # wagate.logs set up the handlers, uvicorn's lines included
         )
     else:
         _run_loop(_worker_forever(settings, url))
+        log.info("wagate worker stopped")
 
 
-async def _hint_first_user(engine: AsyncEngine) -> None:
+async def _hint_first_user(engine: AsyncEngine, me: str) -> None:
     from wagate.store import users as user_store
 
     async with engine.connect() as conn:
@@ -236,7 +276,7 @@ async def _hint_first_user(engine: AsyncEngine) -> None:
             return
     console.print(
         "  No dashboard users yet; add one with:\n"
-        "    wagate users create --account NAME --email you@example.com --admin"
+        f"    {me} users create --account NAME --email you@example.com --admin"
     )
 
 
@@ -290,6 +330,13 @@ async def _worker_forever(settings: Settings, url: str) -> None:
         dispatcher.start()
         _settle_heap()
         console.print(f"wagate worker {dispatcher.owner} dispatching from {_safe_url(url)}")
+        log.info(
+            "wagate worker %s %s dispatching from %s (pid %d)",
+            dispatcher.owner,
+            __version__,
+            _safe_url(url),
+            os.getpid(),
+        )
         await stop.wait()
         await dispatcher.stop()
     await engine.dispose()
@@ -341,8 +388,10 @@ def worker(
 def migrate_command() -> None:
     """Bring the database schema up to date."""
     settings = Settings()
-    migrate(settings.resolved_database_url)
-    console.print("database is up to date")
+    url = settings.resolved_database_url
+    done = migrate(url)
+    where = url.split("///", 1)[1] if url.startswith("sqlite") else _safe_url(url)
+    console.print(f"{where}: {done.describe()}")
 
 
 # ---------------------------------------------------------------- accounts
@@ -476,7 +525,10 @@ def channels_add(
 
     channel = _db(work)
     settings = Settings()
-    data = channel.public() | {"webhook_url": f"{settings.base_url}/webhooks/whatsapp/{channel.id}"}
+    # Where Meta must post: WAGATE_PUBLIC_URL here, else what the running server says it is;
+    # the channel's own webhook path (one signature check per request).
+    base = settings.base_url if settings.public_url else target(None).public_url
+    data = channel.public() | {"webhook_url": f"{base}/webhooks/whatsapp/{channel.id}"}
     if as_json:
         _emit(data, True)
     else:
@@ -545,20 +597,39 @@ def tokens_list(
     """List tokens (their prefixes; the tokens themselves are never stored)."""
 
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
-        return await account_store.list_tokens(conn, account_id=await _account_id(conn, account))
+        names = {a["id"]: a["name"] for a in await account_store.list_accounts(conn)}
+        listed = await account_store.list_tokens(conn, account_id=await _account_id(conn, account))
+        return [
+            {k: v for k, v in r.items() if k != "token_hash"}
+            | {"account": names.get(r["account_id"])}
+            for r in listed
+        ]
 
-    rows = [{k: v for k, v in r.items() if k != "token_hash"} for r in _db(work)]
-    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    rows = _db(work)
+    # An id is what `tokens revoke` takes: never cut short, whatever the terminal's width.
+    several = len({r["account_id"] for r in rows}) > 1
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
+    for column in (*(["account"] if several else []), "name", "prefix"):
+        table.add_column(column, overflow="fold")
+    for column in ("created", "last used", "revoked"):
+        table.add_column(column, overflow="fold", min_width=10)
     for r in rows:
         table.add_row(
             r["id"],
+            *([r["account"] or r["account_id"]] if several else []),
             r["name"],
             r["prefix"] + "…",
-            _iso(r["created_at"]),
-            _iso(r["last_used_at"]) or "-",
-            _iso(r["revoked_at"]) or "-",
+            _minute(r["created_at"]),
+            _minute(r["last_used_at"]),
+            _minute(r["revoked_at"]),
         )
     _emit(rows, as_json, table)
+
+
+def _minute(value: Any) -> str:
+    """A time for a table (UTC, to the minute); the JSON keeps every digit."""
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else "-"
 
 
 @tokens_app.command("revoke")
@@ -700,23 +771,19 @@ def users_set_password(
 # ---------------------------------------------------------------- sandbox
 
 
-def _server_url(server: str | None) -> str:
-    return (server or Settings().local_url).rstrip("/")
-
-
-ServerOpt = Annotated[
-    str | None, typer.Option(help="The running wagate server", envvar="WAGATE_URL")
-]
-
-
 @sandbox_app.command("info")
 def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
-    """The sandbox's Graph API base URL and fake Meta credentials."""
+    """The sandbox's Graph API base URL and fake Meta credentials, on the running server."""
     from wagate.bootstrap import SANDBOX_ACCOUNT, SandboxIdentity
 
     settings = Settings()
     identity = SandboxIdentity.load_or_create(settings.data_dir)
-    base = _server_url(server)
+    found = target(server)
+    if found.record is None and found.source.startswith("the default"):
+        err.print(
+            f"[yellow]note:[/yellow] no running server is recorded in {settings.data_dir}; the "
+            f"URLs below assume one at {found.url} (start it with `{command_name()} serve`)"
+        )
 
     async def channel_id(conn: AsyncConnection) -> str | None:
         named = await account_store.channels_named(
@@ -727,11 +794,11 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     # The channel's own webhook path once `wagate serve` has made the channel (one signature
     # check per request); the shared one before, or when the database cannot be read.
     try:
-        found = _db(channel_id)
+        channel = _db(channel_id)
     except Exception:
-        found = None
+        channel = None
     data = {
-        "graph_url": base + "/sandbox/graph",
+        "graph_url": found.url + "/sandbox/graph",
         "graph_api_version": settings.graph_api_version,
         "phone_number_id": identity.phone_number_id,
         "waba_id": identity.waba_id,
@@ -740,7 +807,10 @@ def sandbox_info(server: ServerOpt = None, as_json: JsonOpt = False) -> None:
         "app_secret": identity.app_secret,
         "verify_token": identity.verify_token,
         "account": SANDBOX_ACCOUNT,
-        "webhook_url": base + "/webhooks/whatsapp" + (f"/{found}" if found else ""),
+        # Where the sandbox posts its webhooks: the server itself, as this machine reaches it.
+        "webhook_url": found.url + "/webhooks/whatsapp" + (f"/{channel}" if channel else ""),
+        "server": found.url,
+        "server_source": found.source,
     }
     if as_json:
         _emit(data, True)
@@ -762,6 +832,8 @@ def sandbox_reply(
     as_json: JsonOpt = False,
 ) -> None:
     """Play the customer: send the business a message (opens the 24-hour window)."""
+    from wagate.bootstrap import SandboxIdentity
+
     chosen = [x for x in (text, button, payload) if x is not None]
     if len(chosen) != 1:
         _fail("give exactly one of --text, --button or --payload")
@@ -775,25 +847,52 @@ def sandbox_reply(
         body["button_text"] = payload
     if name:
         body["name"] = name
-    url = _server_url(server) + "/sandbox/customer/reply"
+    found = target(server)
+    identity = SandboxIdentity.load_or_create(Settings().data_dir)
     try:
-        response = httpx.post(url, json=body, timeout=15)
-    except httpx.HTTPError as exc:
-        _fail(
-            f"cannot reach the sandbox at {url} ({type(exc).__name__}); is `wagate serve` running?"
+        response = httpx.post(
+            found.url + "/sandbox/customer/reply",
+            json=body,
+            # The sandbox's own routes take its access token, as its Graph API does.
+            headers={"Authorization": f"Bearer {identity.access_token}"},
+            timeout=15,
         )
+    except httpx.HTTPError as exc:
+        _fail(unreachable(found, exc))
         return
     try:
         data = response.json()
     except ValueError:
-        data = {"status_code": response.status_code, "body": response.text}
+        data = {"status_code": response.status_code, "body": response.text[:500]}
+    if response.status_code >= 400:
+        if as_json:
+            _emit(data, True)
+        _fail(_sandbox_refusal(found, response.status_code, data))
     if as_json:
         _emit(data, True)
-    if response.status_code >= 400:
-        _fail(f"the sandbox refused: {json.dumps(data)}")
-    if not as_json:
+    else:
         state = "took it" if data.get("delivered") else "did not take it yet (it will be retried)"
-        console.print(f"{phone} sent {data.get('wamid')}; the gateway {state}.")
+        console.print(f"{phone} sent {data.get('wamid')}; the gateway at {found.url} {state}.")
+
+
+def _sandbox_refusal(found: Target, status: int, data: Any) -> str:
+    """Why the sandbox refused a reply, and what to do: a wrong server is the usual cause."""
+    if status in (401, 403):
+        return (
+            f"the sandbox at {found.url} refused this data folder's sandbox token: it belongs "
+            f"to another server (another data folder); the address came from {found.source}. "
+            "Run the command in that server's folder (or set WAGATE_DATA_DIR), or "
+            f"{POINT_ELSEWHERE}."
+        )
+    if status in (404, 405):
+        if not is_wagate(found.url):
+            return not_wagate(found, f"HTTP {status} for /sandbox/customer/reply")
+        return (
+            f"the server at {found.url} has no sandbox (it has real channels, or WAGATE_SANDBOX "
+            f"is off); the address came from {found.source}. Point at another server with "
+            "--server URL or WAGATE_URL."
+        )
+    return f"the sandbox at {found.url} refused: {json.dumps(data)}"
 
 
 @sandbox_app.command("run")
@@ -864,4 +963,14 @@ def _json_option(name: str, value: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    from wagate.cli_help import tidy
+
+    try:
+        tidy(typer.main.get_command(app))()
+    except ValidationError as exc:  # a WAGATE_* setting that cannot be used: say which
+        for problem in exc.errors():
+            name = "WAGATE_" + "_".join(str(part) for part in problem["loc"]).upper()
+            err.print(f"[red]error:[/red] {name}: {problem['msg']}")
+        raise SystemExit(2) from None

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -35,8 +36,18 @@ from wagate.bulk import (
     pace_seconds,
     read_plan,
 )
+from wagate.cli_server import (
+    LegacyUrlOpt,
+    ServerOpt,
+    command_name,
+    is_wagate,
+    not_wagate,
+    target,
+    unknown_token,
+    unreachable,
+)
 from wagate.client import Accepted, ApiError, AsyncClient, Client
-from wagate.config import Settings
+from wagate.server_address import Target
 
 # Rows per `POST /v1/messages/batch` request (the endpoint's most).
 BATCH_ROWS = 1000
@@ -44,10 +55,6 @@ BATCH_ROWS = 1000
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-UrlOpt = Annotated[
-    str | None,
-    typer.Option("--url", help="The wagate server (default: this machine's)", envvar="WAGATE_URL"),
-]
 TokenOpt = Annotated[
     str | None, typer.Option(help="An API token of the account", envvar="WAGATE_TOKEN")
 ]
@@ -59,10 +66,13 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _connection(url: str | None, token: str | None) -> tuple[str, str]:
+def _connection(server: str | None, url: str | None, token: str | None) -> tuple[Target, str]:
     if not token:
-        _fail("an API token is needed: --token or WAGATE_TOKEN (see `wagate tokens create`)")
-    return (url or Settings().local_url).rstrip("/"), str(token)
+        _fail(
+            "an API token is needed: --token or WAGATE_TOKEN "
+            f"(see `{command_name()} tokens create`)"
+        )
+    return target(server, url), str(token)
 
 
 def _print_sent(sent: Accepted, as_json: bool) -> None:
@@ -83,7 +93,10 @@ def _print_sent(sent: Accepted, as_json: bool) -> None:
         console.print(f"{sent.id} {sent.status}: {sent.type} to {sent.phone}{again}")
 
 
-def _api_failure(error: ApiError, as_json: bool) -> None:
+def api_failure(error: ApiError, as_json: bool, found: Target) -> None:
+    explained = _wrong_server(error, found)
+    if explained is not None:
+        error = ApiError(error.code, explained, status_code=error.status_code)
     if as_json:
         detail: dict[str, Any] = {"code": error.code, "message": error.message}
         if error.field:
@@ -95,6 +108,18 @@ def _api_failure(error: ApiError, as_json: bool) -> None:
         raise typer.Exit(1)
     details = [f"  {e.get('field')}: {e.get('message')}" for e in error.errors[1:]]
     _fail("\n".join([f"{error.code}: {error.message}", *details]))
+
+
+def _wrong_server(error: ApiError, found: Target) -> str | None:
+    """The explanation of an error that means "not this server": nothing answers, the token is
+    unknown there, or what answers is not a wagate."""
+    if error.code == "connection_error":
+        return unreachable(found)
+    if error.code == "invalid_token":
+        return unknown_token(found)
+    if error.code in ("http_error", "not_found", "method_not_allowed") and not is_wagate(found.url):
+        return not_wagate(found, f"HTTP {error.status_code}")
+    return None
 
 
 def _parse_button(spec: str) -> dict[str, str]:
@@ -114,14 +139,15 @@ def send(
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
     channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
-    url: UrlOpt = None,
+    server: ServerOpt = None,
+    url: LegacyUrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a text or interactive message (inside the customer's 24-hour window)."""
-    base, secret = _connection(url, token)
+    found, secret = _connection(server, url, token)
     buttons = [_parse_button(b) for b in button] if button else None
-    with Client(base, secret) as wa:
+    with Client(found.url, secret) as wa:
         try:
             sent = wa.send(
                 phone,
@@ -133,7 +159,7 @@ def send(
                 idempotency_key=idempotency_key,
             )
         except ApiError as error:
-            _api_failure(error, as_json)
+            api_failure(error, as_json, found)
             return
     _print_sent(sent, as_json)
 
@@ -148,12 +174,13 @@ def send_template(
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
     channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
-    url: UrlOpt = None,
+    server: ServerOpt = None,
+    url: LegacyUrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send an approved template (allowed outside the window)."""
-    base, secret = _connection(url, token)
+    found, secret = _connection(server, url, token)
     parsed: dict[str, Any] | None = None
     if params:
         try:
@@ -162,7 +189,7 @@ def send_template(
             _fail(f"--params is not JSON: {exc}")
         if not isinstance(parsed, dict):
             _fail("--params must be a JSON object with header, body and buttons")
-    with Client(base, secret) as wa:
+    with Client(found.url, secret) as wa:
         try:
             sent = wa.send_template(
                 phone,
@@ -173,7 +200,7 @@ def send_template(
                 idempotency_key=idempotency_key,
             )
         except ApiError as error:
-            _api_failure(error, as_json)
+            api_failure(error, as_json, found)
             return
     _print_sent(sent, as_json)
 
@@ -195,13 +222,18 @@ def send_bulk(
     concurrency: Annotated[
         int, typer.Option(min=1, max=64, help=f"Batch requests ({BATCH_ROWS} rows) in flight")
     ] = 4,
-    url: UrlOpt = None,
+    server: ServerOpt = None,
+    url: LegacyUrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send to every row of a CSV file: free-form (a `message` column) or a template (one column
     per parameter). Safe to stop and run again: rows already sent are not sent twice."""
-    base, secret = _connection(url, token)
+    found, secret = _connection(server, url, token)
+    try:
+        httpx.get(found.url + "/healthz", timeout=5)
+    except httpx.HTTPError as exc:  # fail now, not after the client's patient retries
+        _fail(unreachable(found, exc))
     try:
         plan = read_plan(file, template=template, language=language)
     except (BulkFileError, OSError) as exc:
@@ -209,11 +241,13 @@ def send_bulk(
         return
     try:
         if dry_run:
-            report = asyncio.run(_check(plan, base, secret, channel))
+            report = asyncio.run(_check(plan, found.url, secret, channel))
         else:
-            report = asyncio.run(_send(plan, file, base, secret, channel, concurrency, as_json))
+            report = asyncio.run(
+                _send(plan, file, found.url, secret, channel, concurrency, as_json)
+            )
     except ApiError as error:  # the server refused the run itself (token, channel lookup …)
-        _api_failure(error, as_json)
+        api_failure(error, as_json, found)
         return
     _summarise(report, as_json, dry_run)
     if report["refused"]:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate.cli_server import ServerOpt, target
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
@@ -70,9 +71,24 @@ async def _account_ids(engine: AsyncEngine, account: str | None) -> dict[str, st
 
 
 @templates_app.command("sync")
-def templates_sync(account: AccountOpt = None, as_json: JsonOpt = False) -> None:
+def templates_sync(
+    account: AccountOpt = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TOKEN",
+            help="Sync through the running server's API instead, for this token's account "
+            "(the server is found as for `wagate send`: --server, WAGATE_URL, the data folder)",
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Fetch every channel's templates from Meta and replace the synced copy (exit 1 if any
-    channel fails; that channel keeps its previous copy)."""
+    channel fails; that channel keeps its previous copy). Works without a running server."""
+    if token is not None or server is not None:
+        _sync_through_server(token, server, as_json)
+        return
 
     async def work(settings: Settings, engine: AsyncEngine) -> list[ChannelSync]:
         names = await _account_ids(engine, account)
@@ -102,6 +118,32 @@ def templates_sync(account: AccountOpt = None, as_json: JsonOpt = False) -> None
         err.print(f"[red]error:[/red] {item.problem()}; its templates were left as they were")
     if failed:
         raise typer.Exit(1)
+
+
+def _sync_through_server(token: str | None, server: str | None, as_json: bool) -> None:
+    """`POST /v1/templates/sync` on the running server (all or nothing, as the API does it)."""
+    from wagate.cli_send import api_failure
+    from wagate.client import ApiError, Client
+
+    if not token:
+        _fail("syncing through a server needs the account's API token: --token")
+    found = target(server)
+    with Client(found.url, token) as wa:
+        try:
+            result = wa.sync_templates()
+        except ApiError as error:
+            api_failure(error, as_json, found)
+            return
+    summaries = result.get("channels", [])
+    if as_json:
+        total = sum(s["templates"] or 0 for s in summaries)
+        sys.stdout.write(json.dumps({"channels": summaries, "templates": total}, indent=2) + "\n")
+        return
+    for item in summaries:
+        console.print(
+            f"channel {item['channel_id']} (WABA {item['waba_id']}): {item['templates']} "
+            f"templates, through {found.url}"
+        )
 
 
 @templates_app.command("list")

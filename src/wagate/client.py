@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from wagate.server_address import find_server
+
 _RETRIED_STATUSES = (429, 503)
 _MAX_BACKOFF = 30.0
 
@@ -256,7 +257,9 @@ class _Base:
     def __init__(
         self, base_url: str | None, token: str | None, timeout: float, max_retries: int
     ) -> None:
-        self.base_url = (base_url or os.environ.get("WAGATE_URL") or DEFAULT_URL).rstrip("/")
+        # As the CLI finds its server: WAGATE_URL, else the one running on WAGATE_DATA_DIR (or
+        # ./wagate-data), else 127.0.0.1:8000.
+        self.base_url = base_url.rstrip("/") if base_url else find_server(None).url
         token = token or os.environ.get("WAGATE_TOKEN")
         if not token:
             raise ValueError("a token is needed: Client(token=...) or WAGATE_TOKEN")
@@ -414,6 +417,10 @@ class Client(_Base):
         channels: list[dict[str, Any]] = data["data"]
         return channels
 
+    def sync_templates(self) -> dict[str, Any]:
+        """Fetch the account's templates from Meta again: `{"channels": [...], "data": [...]}`."""
+        return self._json("POST", "/v1/templates/sync")
+
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = self._request(method, path, None, **kwargs).json()
         return data
@@ -512,6 +519,9 @@ class AsyncClient(_Base):
     async def channels(self) -> list[dict[str, Any]]:
         channels: list[dict[str, Any]] = (await self._json("GET", "/v1/channels"))["data"]
         return channels
+
+    async def sync_templates(self) -> dict[str, Any]:
+        return await self._json("POST", "/v1/templates/sync")
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = (await self._request(method, path, None, **kwargs)).json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,11 +55,28 @@ class Settings(BaseSettings):
     callback_account_concurrency: int = Field(
         default=8, ge=1, description="callbacks in flight at once to one account's receiver"
     )
+    sandbox_status_delay: float = Field(
+        default=1.5,
+        ge=0,
+        description="seconds between the sandbox's sent, delivered and read: slow enough to watch",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people, json for a log pipeline (one object a line)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="info: a line per request, send outcome, start and stop"
+    )
+
     egress_allow: str = Field(
         default="",
         description="comma-separated CIDRs that outbound requests may reach although private, "
         "loopback or otherwise refused (e.g. 127.0.0.0/8,10.1.0.0/16); see wagate.egress",
     )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("egress_allow")
     @classmethod

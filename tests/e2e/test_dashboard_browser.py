@@ -58,7 +58,11 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """`wagate serve` on its very first start: it prints the dashboard's admin and password."""
-    env = wagate_env(tmp_path_factory.mktemp("dashboard") / "data")
+    # The callbacks of `scene` go to a receiver on loopback, which the egress policy allows only
+    # when told to.
+    env = wagate_env(
+        tmp_path_factory.mktemp("dashboard") / "data", WAGATE_EGRESS_ALLOW="127.0.0.0/8"
+    )
     server = ServerProcess(env, free_port())
     server.start()
     try:
@@ -190,7 +194,7 @@ def test_from_first_start_to_a_read_message(browser: Browser, gateway: Gateway) 
     expect(page.get_by_text("Queued.")).to_be_visible()
     answer = page.locator("#thread .bubble-wrap.mine").last
     expect(answer).to_contain_text("Calling you in 5 minutes.")
-    expect(answer.locator(".ticks.read")).to_be_visible(timeout=15_000)
+    expect(answer.locator(".ticks.tick-read")).to_be_visible(timeout=15_000)
     shot(page, "conversation")
 
     # Revoke the token: the API refuses it at once.
@@ -226,19 +230,82 @@ def test_from_first_start_to_a_read_message(browser: Browser, gateway: Gateway) 
     context.close()
 
 
+FAILING = "+14155552672"
+# A receiver's error page with a long unbroken line, as some frameworks send: it must wrap.
+LONG_ERROR = "Traceback:" + "".join(f"frame{i:03d}/" for i in range(60))
+
+
+@pytest.fixture(scope="module")
+def scene(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Data on every page: a failed message, and callbacks failing with long errors (some
+    waiting behind their lane's head)."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from tests.support.processes import cli_json, serve_in_thread
+
+    env = gateway.server.env
+    token = cli_json(env, "tokens", "create", "--account", "sandbox", "--name", "scene")["token"]
+    sandbox = {"Authorization": "Bearer " + _sandbox_token(env)}
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    async def broken(_request: object) -> PlainTextResponse:
+        return PlainTextResponse(LONG_ERROR, status_code=500)
+
+    receiver = Starlette(routes=[Route("/{path:path}", broken, methods=["POST"])])
+    with (
+        serve_in_thread(receiver, free_port()) as url,
+        httpx.Client(base_url=gateway.url, timeout=10) as http,
+    ):
+        long_path = "/wagate/events/" + "a-rather-long-path-segment-" * 4
+        assert http.put("/v1/callback", json={"url": url + long_path}, headers=bearer).is_success
+        http.post("/sandbox/customer/reply", json={"phone": FAILING, "text": "hi"}, headers=sandbox)
+        fault = {"code": 131026, "mode": "response", "phone": FAILING}
+        assert http.post("/sandbox/faults", json=fault, headers=sandbox).is_success
+        sent = http.post("/v1/messages", json={"phone": FAILING, "message": "Hi"}, headers=bearer)
+        assert sent.status_code == 202, sent.text
+        failed = sent.json()["id"]
+        # A message that goes all the way to read: its later status events wait behind the first.
+        http.post(
+            "/sandbox/customer/reply", json={"phone": CUSTOMER, "text": "hi"}, headers=sandbox
+        )
+        read = http.post("/v1/messages", json={"phone": CUSTOMER, "message": "On its way"},
+                         headers=bearer)  # fmt: skip
+        assert read.status_code == 202, read.text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            listed = http.get("/v1/callbacks", params={"status": "pending"}, headers=bearer).json()
+            lanes = [d for d in listed["data"] if d["message_id"] == read.json()["id"]]
+            if len(lanes) == 4 and any(d["last_error"] for d in listed["data"]):
+                break
+            time.sleep(0.2)
+        yield {"failed": failed}
+
+
+def _sandbox_token(env: dict[str, str]) -> str:
+    import json
+
+    identity = json.loads((Path(env["WAGATE_DATA_DIR"]) / "sandbox.json").read_text())
+    return str(identity["access_token"])
+
+
 PAGES = [
-    "/messages",
-    f"/messages?phone={CUSTOMER}",
-    "/conversations",
-    f"/conversations/{CUSTOMER.lstrip('+')}",
-    f"/sandbox-phone/{CUSTOMER.lstrip('+')}",
-    "/channels",
-    "/channels/new",
-    "/settings/api",
-    "/settings/users",
-    "/templates",
-    "/callbacks",
-    "/nowhere",
+    ("/messages", "messages"),
+    (f"/messages?phone={CUSTOMER}", "messages-filtered"),
+    ("/messages/{failed}", "message-failed"),
+    ("/conversations", "conversations"),
+    (f"/conversations/{CUSTOMER.lstrip('+')}", "conversation"),
+    ("/conversations/919876543210?template=order_confirmation%7Cen_US", "template-form"),
+    (f"/sandbox-phone/{CUSTOMER.lstrip('+')}", "sandbox-phone"),
+    ("/channels", "channels"),
+    ("/channels/new", "channel-new"),
+    ("/settings/api", "settings-api"),
+    ("/settings/users", "settings-users"),
+    ("/templates", "templates"),
+    ("/callbacks", "callbacks"),
+    ("/callbacks?status=pending", "callbacks-retrying"),
+    ("/nowhere", "not-found"),
 ]
 
 LABELS = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
@@ -248,28 +315,32 @@ LABELS = """() => [...document.querySelectorAll('input:not([type=hidden]), selec
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_every_page_fits_the_screen_and_is_labelled(
-    browser: Browser, gateway: Gateway, viewport: dict[str, int]
+    browser: Browser, gateway: Gateway, scene: dict[str, str], viewport: dict[str, int]
 ) -> None:
+    """No page is wider than a 390 px phone (the callbacks with long ids and errors, a failed
+    message with Meta's sentences included), every input has a label; with WAGATE_SCREENSHOTS,
+    every page is saved at both widths (`NAME.png`, `NAME-phone.png`)."""
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     page = context.new_page()
     errors = watch_errors(page)
     sign_in(page, gateway)
-    for path in [*PAGES, "/sign-in"]:
+    suffix = "-phone" if viewport is PHONE else ""
+    for path, name in [*PAGES, ("/sign-in", "sign-in")]:
         if path == "/sign-in":
             page.get_by_role("button", name="Sign out").click()
         else:
-            page.goto(gateway.url + path)
+            page.goto(gateway.url + path.format(**scene))
         assert page.title().endswith("· wagate"), path
         expect(page.locator("h1")).to_have_count(1)
+        if name == "callbacks-retrying":
+            expect(page.get_by_text("waiting for the event before it").first).to_be_visible()
+            expect(page.get_by_text("frame010/").first).to_be_visible()
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} is {overflow}px wider than the screen"
         assert page.evaluate(LABELS) == [], path
-        if viewport is PHONE and path == f"/conversations/{CUSTOMER.lstrip('+')}":
-            shot(page, "conversation-phone")
-        if viewport is PHONE and path == "/messages":
-            shot(page, "messages-phone")
+        shot(page, name + suffix)
     # The unknown page is a 404 page, with no script errors beyond its status.
     assert [e for e in errors if "404" not in e] == []
     context.close()

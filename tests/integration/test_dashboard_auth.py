@@ -216,7 +216,7 @@ async def test_posts_without_the_session_csrf_token_change_nothing(gateway: Harn
         ok = await browser.post(
             "/settings/api/tokens", data={"name": "header"}, headers={"X-CSRF-Token": csrf}
         )
-        assert ok.status_code == 201
+        assert ok.status_code == 303
     async with gateway.engine.connect() as conn:
         names = (await conn.execute(select(api_tokens.c.name))).scalars().all()
     assert sorted(names) == ["header", "sandbox"]

@@ -46,7 +46,9 @@ async def add_acme(gateway: Harness) -> dict[str, str]:
             },
         )
         assert added.status_code == 303, added.text
-        made = await acme.post("/settings/api/tokens", data={"csrf_token": csrf, "name": "acme"})
+        made = await acme.post(
+            "/settings/api/tokens", data={"csrf_token": csrf, "name": "acme"}, follow_redirects=True
+        )
         token = re.search(r'value="(wg_[^"]+)"', made.text)
         assert token
     async with gateway.engine.connect() as conn:
@@ -122,11 +124,20 @@ async def test_tokens_made_here_work_at_once_and_stop_at_once(gateway: Harness) 
     await add_user(gateway.engine, account="sandbox", email=ME)
     await gateway.reply(CUSTOMER, text="hi")
     async with signed_in(gateway) as (browser, csrf):
-        made = await browser.post("/settings/api/tokens", data={"csrf_token": csrf, "name": "shop"})
-        assert made.status_code == 201
+        posted = await browser.post(
+            "/settings/api/tokens", data={"csrf_token": csrf, "name": "shop"}
+        )
+        # POST, redirect, GET: the token is shown once, and a reload makes no second one.
+        assert posted.status_code == 303
+        made = await browser.get(posted.headers["location"])
         assert "shown only this once" in made.text
         token = re.search(r'value="(wg_[^"]+)"', made.text)
         assert token
+        reloaded = await browser.get(posted.headers["location"])
+        assert reloaded.status_code == 200 and token.group(1) not in reloaded.text
+        assert "shown once, when it was made" in reloaded.text
+        listed = await browser.get("/settings/api")
+        assert listed.text.count("/revoke") == 2, "one token made (and the sandbox's)"
         headers = {"Authorization": f"Bearer {token.group(1)}"}
         sent = await gateway.client.post(
             "/v1/messages", json={"phone": CUSTOMER, "message": "hi"}, headers=headers

@@ -42,18 +42,29 @@ async def test_sync_preview_and_send_a_template_then_tap_its_quick_reply(
             assert name in listed
         assert "Hi Asha, your order 4521 is confirmed" in listed  # filled with Meta's examples
         assert "rejected" in listed
+        rejected = listed[listed.index("winter_promo") :].split("</section>", 1)[0]
+        assert "Send it with the API" not in rejected and "Meta rejected it" in rejected
+        sale = listed[listed.index("summer_sale") :].split("</section>", 1)[0]
+        assert 'class="wa-media"' in sale  # the image header, as a frame with its link
 
         closed = await browser.get(PAGE)
         assert "Choose a template" in closed.text and "winter_promo" not in closed.text
         chosen = await browser.get(PAGE, params={"template": "order_confirmation|en_US"})
         fields = dict(re.findall(r'<input id="f-[^"]+" name="([^"]+)" type="text" value="([^"]*)"',
                                  chosen.text))  # fmt: skip
-        assert fields["body_first_name"] == "Asha"
+        # Empty, Meta's examples only as placeholders: "Asha" must not go out by accident.
+        assert fields["body_first_name"] == "" and 'placeholder="e.g. Asha"' in chosen.text
+        fields |= {"header_0": "#4521", "body_order_number": "4521", "button_0": "track-order"}
+        fields["button_1"] = "4521"
         form = {"csrf_token": csrf, "template": "order_confirmation|en_US", **fields}
 
         before = await message_count(gateway)
         bad = await browser.post(PAGE + "/send-template", data=form | {"body_first_name": ""})
         assert bad.status_code == 422 and "params.body.first_name" in bad.text
+        # The error is on the field, which is marked; the draft keeps what was typed.
+        assert re.search(r'id="f-body_first_name" [^>]*aria-invalid="true"', bad.text)
+        assert 'id="f-body_first_name-error"' in bad.text
+        assert "Hi {{first_name}}, your order 4521 is confirmed" in bad.text
         assert await message_count(gateway) == before
 
         sent = await browser.post(PAGE + "/send-template", data=form | {"body_first_name": "Ravi"})

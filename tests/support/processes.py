@@ -30,6 +30,8 @@ def wagate_env(data_dir: Path, database_url: str | None = None, **extra: str) ->
     tests run (a stand-alone sandbox, callback receivers) unless `extra` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAGATE_")}
     env["WAGATE_DATA_DIR"] = str(data_dir)
+    # The sandbox's statuses as fast as before they were paced for people to watch.
+    env["WAGATE_SANDBOX_STATUS_DELAY"] = "0.5"
     env["WAGATE_EGRESS_ALLOW"] = "127.0.0.0/8,::1/128"
     if database_url:
         env["WAGATE_DATABASE_URL"] = database_url
@@ -65,7 +67,12 @@ class ServerProcess:
         *,
         extra_args: tuple[str, ...] = (),
         health_path: str = "/healthz",
+        program: tuple[str, ...] = (sys.executable, "-m", "wagate"),
+        cwd: Path | None = None,
+        separate_stderr: bool = False,
     ) -> None:
+        """`program` runs wagate (e.g. the `wagate` script itself); `separate_stderr` keeps the
+        log (stderr) apart from what is printed for people (stdout): see `errors()`."""
         self.env = env
         self.port = port
         self.command = command
@@ -75,14 +82,18 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         name = command.replace(" ", "-")
         self.log_path = Path(env["WAGATE_DATA_DIR"]) / f"{name}-{port}.log"
+        self.program = program
+        self.cwd = cwd
+        self.stderr_path = self.log_path.with_suffix(".err") if separate_stderr else None
 
     def start(self, timeout: float = 30.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        args = [sys.executable, "-m", "wagate", *self.command.split(), *self.extra_args]
+        errors = self.stderr_path.open("ab") if self.stderr_path else subprocess.STDOUT
+        args = [*self.program, *self.command.split(), *self.extra_args]
         if self.command != "worker":
             args += ["--port", str(self.port)]
-        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=errors, cwd=self.cwd)
         if self.command == "worker":
             return
         deadline = time.monotonic() + timeout
@@ -112,6 +123,11 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def errors(self) -> str:
+        """What the server wrote to stderr (its log), when kept apart from stdout."""
+        assert self.stderr_path is not None, "start it with separate_stderr=True"
+        return self.stderr_path.read_text(errors="replace")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
-from wagate.api import batch, callbacks, conversations, health, messages, templates, webhooks
+from wagate.api import (
+    batch,
+    callbacks,
+    conversations,
+    docs,
+    health,
+    messages,
+    templates,
+    webhooks,
+)
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
@@ -20,6 +29,8 @@ from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
 from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
+from wagate.api.openapi_forms import describe_forms
+from wagate.api.request_log import RequestLog
 from wagate.api.schemas import BatchBody, ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
@@ -74,6 +85,10 @@ def create_app(
         version=__version__,
         description="A self-hosted WhatsApp Business messaging gateway.",
         lifespan=lifespan,
+        # Served from the package by api/docs.py: FastAPI's own pages load Swagger UI and
+        # ReDoc from a CDN, blank without internet.
+        docs_url=None,
+        redoc_url=None,
         # We export our own Prometheus metrics; FastAPI's OpenTelemetry hooks would cost a
         # fifth of a send's CPU checking whether a tracer is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -82,6 +97,7 @@ def create_app(
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
     app.add_middleware(ApiRequestMetrics)
+    app.add_middleware(RequestLog)  # outermost: its duration covers everything below
     install_error_handlers(app)
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
     # this route's Allow header, not the message route's.
@@ -93,6 +109,7 @@ def create_app(
     app.include_router(channels_api.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))
     if sandbox is not None:
         app.mount("/sandbox", sandbox)
@@ -129,6 +146,7 @@ def _document_errors(app: FastAPI) -> None:
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)
             components.setdefault(model.__name__, definition)
+        describe_forms(schema)
         app.openapi_schema = schema
         return schema
 

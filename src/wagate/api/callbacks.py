@@ -13,6 +13,7 @@ from wagate.api.deps import AccountDep, ServicesDep
 from wagate.api.schemas import ErrorResponse, error_responses
 from wagate.domain.callbacks import SIGNATURE_HEADER, callback_url_problem
 from wagate.domain.errors import FieldError, NotFound, ValidationFailed, WagateError
+from wagate.domain.messages import FALSE_WORDS, TRUE_WORDS
 from wagate.store import callback_log
 from wagate.store.db import write_tx
 
@@ -83,7 +84,19 @@ _CONFIG_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            media: {"schema": CallbackConfigIn.model_json_schema()}
+            # A URL to set (or null to stop), or a new secret: a body with neither means nothing.
+            media: {
+                "schema": CallbackConfigIn.model_json_schema()
+                | {
+                    "anyOf": [
+                        {"required": ["url"]},
+                        {
+                            "required": ["rotate_secret"],
+                            "properties": {"rotate_secret": {"const": True}},
+                        },
+                    ]
+                }
+            }
             for media in ("application/json", "application/x-www-form-urlencoded")
         },
     }
@@ -142,10 +155,9 @@ def parse_config(fields: dict[str, Any], *, form: bool) -> tuple[str | None, boo
     """(url, keep the current url, rotate the secret) from a PUT /v1/callback body."""
     errors: list[FieldError] = []
     rotate = fields.get("rotate_secret", False)
-    if form and isinstance(rotate, str):
-        rotate = {"true": True, "1": True, "false": False, "0": False, "": False}.get(
-            rotate.lower(), rotate
-        )
+    if form and isinstance(rotate, str):  # the yes/no words of every form
+        word = rotate.strip().lower()
+        rotate = True if word in TRUE_WORDS else False if word in FALSE_WORDS else rotate
     if not isinstance(rotate, bool):
         errors.append(FieldError("rotate_secret", "invalid_field", "rotate_secret is true/false."))
         rotate = False
@@ -179,9 +191,13 @@ async def list_callbacks(
     services: ServicesDep,
     status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="next_cursor of the previous page", pattern=r"^[0-9]{0,18}$"),
+    ] = None,
 ) -> Any:
     before = None
+    cursor = cursor or None  # an empty field of a GET form means "not given"
     if cursor is not None:
         if not cursor.isdigit() or len(cursor) > 18:
             raise ValidationFailed(

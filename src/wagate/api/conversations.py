@@ -33,7 +33,9 @@ async def get_conversation(
     if errors or normalized is None:
         raise ValidationFailed(errors)
     async with services.engine.connect() as conn:
-        found = await account_store.channel_for_send(conn, account_id=account_id, wanted=channel)
+        found = await account_store.channel_for_send(
+            conn, account_id=account_id, wanted=channel or None
+        )
         if found is None:
             raise NotFound("This account has no such channel.", field="channel")
         return await message_store.conversation(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.api.acceptor import Acceptor
 from wagate.api.ratelimit import AccountRateLimiter
+from wagate.api.request_log import note_account
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
@@ -65,6 +66,7 @@ async def authenticate(services: Services, token: str | None) -> str:
         caller = await account_store.authenticate(conn, token=token, now=now)
     if caller is None:
         raise InvalidToken()
+    note_account(caller.account_id)
     if caller.stale_token_id is not None:
         # last_used_at is a hint for people, refreshed at most once a minute: only then write.
         async with write_tx(services.engine) as conn:

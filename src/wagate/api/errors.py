@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,26 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the API describes at this path (Starlette's own 405 names only the first
+    route's). A path written out exactly outranks a template that happens to match it
+    (`/v1/messages/template` is not a `/v1/messages/{message_id}`)."""
+    table = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = [
+            (template, re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))), methods)
+            for template, methods in (
+                (path, {m.upper() for m in operations})
+                for path, operations in request.app.openapi().get("paths", {}).items()
+            )
+        ]
+        request.app.state.allowed_methods = table
+    path = request.url.path
+    exact = [methods for template, _, methods in table if template == path]
+    matched = exact or [methods for _, pattern, methods in table if pattern.fullmatch(path)]
+    return sorted(set().union(*matched)) if matched else []
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WagateError)
     async def _wagate(_: Request, exc: WagateError) -> JSONResponse:
@@ -49,13 +70,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ValidationFailed(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return error_response(NotFound("No such endpoint. See /docs for the API."))
         if exc.status_code == 405:
-            response = error_response(MethodNotAllowed())
-            response.headers.update(exc.headers or {})  # Allow: the methods it does take
-            return response
+            # RFC 9110: a 405 lists the methods the endpoint does take (every route's at this
+            # path, from the API's description; else Starlette's, for an undescribed path).
+            answer = error_response(MethodNotAllowed())
+            allowed = allowed_methods(request)
+            if allowed:
+                answer.headers["Allow"] = ", ".join(allowed)
+            elif exc.headers:
+                answer.headers.update(exc.headers)
+            return answer
         error = WagateError(str(exc.detail))
         return JSONResponse(error.body(), status_code=exc.status_code)
 

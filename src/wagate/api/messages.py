@@ -16,6 +16,7 @@ from wagate.api.deps import (
     bearer_token,
     get_services,
 )
+from wagate.api.request_log import note_account
 from wagate.api.schemas import (
     MessageOut,
     MessagePage,
@@ -113,6 +114,7 @@ async def answer_accept(services: Services, item: AcceptRequest) -> JSONResponse
             headers={"Idempotent-Replayed": "true"},
         )
     services.notify_queued()
+    note_account(outcome["account_id"])
     return JSONResponse(accepted_body(outcome), status_code=202)
 
 
@@ -169,6 +171,8 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Any:
+    # An empty field of a GET form means "not given".
+    phone, cursor = phone or None, cursor or None
     if phone is not None:
         normalized, errors = normalize_phone(phone)
         if errors:

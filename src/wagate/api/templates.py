@@ -16,6 +16,7 @@ from wagate.api.messages import (
     send_openapi,
     take_idempotency_header,
 )
+from wagate.api.request_log import note_account
 from wagate.api.schemas import (
     SendMessageAccepted,
     TemplateList,
@@ -70,6 +71,7 @@ async def _checked(
         caller = await account_store.authenticate(conn, token=token, now=services.clock.now())
         if caller is None:
             raise InvalidToken()
+        note_account(caller.account_id)
         channel = await account_store.channel_for_send(
             conn, account_id=caller.account_id, wanted=wanted
         )

@@ -27,6 +27,9 @@ class Bubble:
     note: str | None = None  # a line above the text: "Template …", "Tapped a button"
     wamid: str | None = None
     link: str | None = None
+    # A media header: {"kind": "image", "link": …}, drawn as a frame with its link (pages
+    # load nothing from other sites, so the file itself is not shown).
+    media: dict[str, Any] | None = None
 
 
 def template_note(template: dict[str, Any] | None) -> str:
@@ -128,23 +131,40 @@ def template_bubble(view: dict[str, Any]) -> Bubble:
     """A synced template as WhatsApp shows it: filled with Meta's examples when it can be, else
     with its placeholders."""
     template = template_from_meta(view)
+    media = template_form.draft(template, {})["media"]
     filled = template_form.preview(template)
     if filled is not None:
         return Bubble(
             mine=True,
             body=filled.body,
             at=None,
-            header=filled.header,
+            header=None if media else filled.header,
             footer=filled.footer,
             buttons=[{"id": b.id, "title": b.title} for b in filled.buttons],
+            media=media,
         )
     shape = shape_of(template)
     return Bubble(
         mine=True,
         body=shape.body_text,
         at=None,
-        header=shape.header_text
-        or (f"[{shape.header_format.lower()}]" if shape.header_format else None),
+        header=None if media else shape.header_text,
         footer=shape.footer,
         buttons=[{"id": str(b.index), "title": b.text} for b in shape.buttons],
+        media=media,
+    )
+
+
+def draft_bubble(view: dict[str, Any], typed: dict[str, str]) -> Bubble:
+    """The template being filled in a conversation's form: what was typed so far, and the
+    placeholders still to fill (never Meta's sample values)."""
+    drafted = template_form.draft(template_from_meta(view), typed)
+    return Bubble(
+        mine=True,
+        body=drafted["body"],
+        at=None,
+        header=drafted["header"],
+        footer=drafted["footer"],
+        buttons=drafted["buttons"],
+        media=drafted["media"],
     )

@@ -25,6 +25,8 @@ from starlette.datastructures import FormData
 
 from wagate import __version__
 from wagate.api.deps import Services
+from wagate.api.request_log import note_account
+from wagate.dashboard.flash import Flashes
 from wagate.dashboard.formatting import whatsapp_html
 from wagate.dashboard.rules import phone_digits
 from wagate.dashboard.signin import UnknownEmails
@@ -148,6 +150,7 @@ class Dashboard:
     services: Services
     sandbox: Any = None  # the in-process wagate.sandbox.Sandbox, when there is one
     unknown_emails: UnknownEmails = field(default_factory=UnknownEmails)
+    flashes: Flashes = field(default_factory=Flashes)
 
 
 def dashboard_of(request: Request) -> Dashboard:
@@ -204,6 +207,7 @@ async def signed_in(request: Request) -> SignedInUser:
             user = await user_store.session_user(conn, token=token, now=services.clock.now())
     if user is None:
         raise SignInRequired()
+    note_account(user.account_id)
     request.state.user = user
     return user
 

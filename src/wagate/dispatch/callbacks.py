@@ -50,6 +50,7 @@ from wagate.domain.callbacks import (
 )
 from wagate.egress import CALLBACK_ANSWER_LIMIT, EgressPolicy, egress_client
 from wagate.ids import new_id
+from wagate.net_errors import describe_failure
 from wagate.store import callback_claims as callback_store
 from wagate.store.callback_claims import Attempt, DueDelivery
 from wagate.store.db import write_tx
@@ -314,9 +315,9 @@ class CallbackSender:
         except httpx.TimeoutException:
             error = f"No complete answer within {round(deadline, 1):g} s."
         except httpx.HTTPError as exc:
-            # The exception's text names the problem (connection refused, TLS, ...), never the
-            # URL, which may carry credentials.
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # What went wrong in words (connection refused, DNS, TLS, ...), never the URL, which
+            # may carry credentials.
+            error = describe_failure(exc)
         except Exception as exc:  # an unusable URL, say: keep the sender going
             error = f"{type(exc).__name__}: {exc}"
         else:

@@ -40,6 +40,7 @@ from wagate.domain.failures import error_slug
 from wagate.domain.models import MessageContent, MessageType
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
+from wagate.logs import log_outcome
 from wagate.store import accounts as account_store
 from wagate.store import outbox as outbox_store
 from wagate.store.accounts import Channel
@@ -231,6 +232,7 @@ class Dispatcher:
     async def _deliver(self, claim: Claim, lease_ends: float) -> None:
         outcome = await self._attempt(claim, lease_ends)
         if outcome is not None:
+            log_outcome(outcome)
             await self._record(outcome)
 
     async def _attempt(self, claim: Claim, lease_ends: float) -> Outcome | None:
@@ -366,6 +368,14 @@ class Dispatcher:
             error.meta_code,
             claim.attempts,
             delay,
+            extra={
+                "message_id": claim.message_id,
+                "status": "retry",
+                "retry_class": retry_class.value,
+                "meta_code": error.meta_code,
+                "attempt": claim.attempts,
+                "retry_in": round(delay, 1),
+            },
         )
         return Retry(
             claim.message_id,

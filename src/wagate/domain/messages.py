@@ -72,8 +72,10 @@ IDEMPOTENCY_KEY_MAX = 255
 METADATA_MAX_BYTES = 4096
 BUTTONS_CHECKED = 10
 
-_TRUE_WORDS = frozenset({"true", "1", "on", "yes"})
-_FALSE_WORDS = frozenset({"false", "0", "off", "no", ""})
+# What a form may send for a yes/no field (in any case, spaces around).
+TRUE_WORDS = frozenset({"true", "1", "on", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "off", "no", ""})
+_TRUE_WORDS, _FALSE_WORDS = TRUE_WORDS, FALSE_WORDS
 _BUTTON_EXAMPLE = '[{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]'
 
 
@@ -94,7 +96,7 @@ def parse_send_request(fields: Mapping[str, Any], *, form: bool = False) -> Send
     message_type = MessageType.INTERACTIVE if interactive else MessageType.TEXT
 
     errors: list[FieldError] = []
-    phone, phone_errors = normalize_phone(fields.get("phone"))
+    phone, phone_errors = normalize_phone(fields.get("phone"), form=form)
     errors += phone_errors
     body = _message_body(fields.get("message"), message_type, errors)
     header = _optional_text(raw_header, "header", HEADER_MAX, "header_too_long", errors)

@@ -28,12 +28,18 @@ _PLUS_AND_DIGITS = re.compile(r"\+[0-9]+")
 # numbers pasted from documents and spreadsheets often carry them.
 _SEPARATORS = re.compile(r"[\s\-.()/\u2010-\u2015\u2212]+")
 _DIGITS_ONLY = re.compile(r"[0-9]+")
+# What `+14155552671` becomes in a form body when its + was not encoded as %2B.
+_PLUS_AS_SPACE = re.compile(r" +[0-9]{1,15}")
 
 
-def normalize_phone(value: object, field: str = "phone") -> tuple[str | None, list[FieldError]]:
+def normalize_phone(
+    value: object, field: str = "phone", *, form: bool = False
+) -> tuple[str | None, list[FieldError]]:
     """Check a recipient number: `(number, [])` when it is valid, else `(None, [error])`.
 
     The returned number is the input itself (already canonical E.164); it is never rewritten.
+    `form=True` for a urlencoded body, where an unencoded `+` arrives as a space: the error
+    then says so.
     """
     if value is None or value == "":
         return None, [_error(field, "missing_field", f"{field} is required, e.g. {EXAMPLE}.")]
@@ -44,7 +50,21 @@ def normalize_phone(value: object, field: str = "phone") -> tuple[str | None, li
 
     if _STRICT.fullmatch(value):
         return _check_valid(value, field)
+    if form and _PLUS_AS_SPACE.fullmatch(value):
+        return None, [_plus_became_space(value, field)]
     return None, [_format_error(value, field)]
+
+
+def _plus_became_space(value: str, field: str) -> FieldError:
+    canonical = _canonical("+" + value.strip())
+    fix = f"write it as {canonical}" if canonical else f"write it as + and digits, e.g. {EXAMPLE}"
+    return _error(
+        field,
+        "invalid_phone_format",
+        f"{field} {quote_input(value)} starts with a space where its + should be: in a form "
+        "body a + stands for a space, so encode + as %2B (curl's --data-urlencode does it); "
+        f"{fix}.",
+    )
 
 
 def is_valid_e164(value: str) -> bool:

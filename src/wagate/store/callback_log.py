@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import iso
@@ -128,6 +128,29 @@ async def list_deliveries(
     page = [delivery_view(r) for r in rows[:limit]]
     next_cursor = str(rows[limit - 1]["seq"]) if len(rows) > limit else None
     return page, next_cursor
+
+
+async def waiting_in_lane(
+    conn: AsyncConnection, *, account_id: str, delivery_ids: list[str]
+) -> set[str]:
+    """Which of these pending deliveries wait behind an older pending event of their lane (a
+    message's earlier status, a customer's earlier message): they are not tried before it."""
+    if not delivery_ids:
+        return set()
+    older = callback_deliveries.alias("older")
+    result = await conn.execute(
+        select(callback_deliveries.c.id).where(
+            callback_deliveries.c.account_id == account_id,
+            callback_deliveries.c.id.in_(delivery_ids),
+            callback_deliveries.c.status == PENDING,
+            exists().where(
+                older.c.lane == callback_deliveries.c.lane,
+                older.c.seq < callback_deliveries.c.seq,
+                older.c.status == PENDING,
+            ),
+        )
+    )
+    return set(result.scalars())
 
 
 async def get_delivery(

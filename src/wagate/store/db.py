@@ -8,6 +8,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary, WeakSet
@@ -16,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -114,13 +115,42 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(url: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What `migrate` did: the revision before (None for an empty database) and after, and how
+    many tables it created."""
+
+    before: str | None
+    after: str | None
+    tables_created: int
+
+    def describe(self) -> str:
+        if self.before == self.after:
+            return f"the database is up to date at revision {self.after}"
+        made = f"created {self.tables_created} tables" if self.tables_created else ""
+        if self.before is None:
+            return f"{made or 'migrated'} (the database is now at revision {self.after})"
+        moved = f"migrated from revision {self.before} to {self.after}"
+        return f"{moved}; {made}" if made else moved
+
+
+def _revision_and_tables(engine: Engine) -> tuple[str | None, set[str]]:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision(), set(
+            inspect(conn).get_table_names()
+        )
+
+
+def migrate(url: str) -> Migrated:
     """Bring the database to the newest schema (safe to run at every start)."""
     engine = make_sync_engine(url)
     try:
+        before, tables_before = _revision_and_tables(engine)
         command.upgrade(_alembic_config(engine), "head")
+        after, tables_after = _revision_and_tables(engine)
     finally:
         engine.dispose()
+    return Migrated(before, after, len(tables_after - tables_before - {"alembic_version"}))
 
 
 def migrations_current(engine: Engine) -> bool:

@@ -35,15 +35,32 @@ async def _context(request: Request, user: SignedInUser) -> dict[str, Any]:
             limit=PAGE_SIZE,
             cursor=int(cursor) if cursor.isdigit() and len(cursor) < 18 else None,
         )
+        waiting = await callback_log.waiting_in_lane(
+            conn,
+            account_id=user.account_id,
+            delivery_ids=[d["id"] for d in page if d["status"] == "pending"],
+        )
     return {
         "settings": settings,
-        "deliveries": page,
+        "deliveries": [d | {"about": describe(d), "waiting": d["id"] in waiting} for d in page],
         "next_cursor": next_cursor,
         "shown_status": status,
         "cursor": cursor,
         "mask": mask_secret,
         "signature_header": SIGNATURE_HEADER,
     }
+
+
+def describe(delivery: dict[str, Any]) -> dict[str, Any]:
+    """What a delivery's event is about, to tell the rows apart: a status change of which
+    message (`message.status · accepted → msg_…`), or which customer's message of what kind."""
+    data = (delivery.get("event") or {}).get("data") or {}
+    if delivery.get("type") == "message.status":
+        return {"what": data.get("status"), "message_id": data.get("message_id")}
+    if delivery.get("type") == "message.inbound":
+        kind = data.get("kind") or "message"
+        return {"what": f"{kind} from {data.get('phone', 'a customer')}", "message_id": None}
+    return {"what": None, "message_id": delivery.get("message_id")}
 
 
 @router.get("/callbacks")

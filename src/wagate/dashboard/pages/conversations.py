@@ -123,7 +123,7 @@ def _template_choice(
                 "chosen": view,
                 "chosen_key": key,
                 "inputs": template_form.param_inputs(template, typed),
-                "template_preview": views.template_bubble(view),
+                "template_preview": views.draft_bubble(view, typed or {}),
             }
     return {"chosen": None, "chosen_key": "", "inputs": [], "template_preview": None}
 
@@ -244,7 +244,11 @@ async def send_template(digits: str, request: Request, posted: PostedForm) -> Re
     try:
         send_request = build_template_send(fields, candidates)
     except ValidationFailed as exc:
-        errors = {problem.field: problem.message for problem in exc.errors}
+        # Each problem beside the input it is about (params.body[2] is the one labelled {{3}}).
+        errors = {}
+        for problem in exc.errors:
+            name = template_form.field_for_error(template, typed, problem.field) or "template"
+            errors.setdefault(name, problem.message)
         return _page(request, context, status=422, errors=errors, draft=typed, template_key=key)
     outcome = await sending.queue_message(
         dashboard_of(request).services,

@@ -154,9 +154,9 @@ async def phone_page(digits: str, request: Request, user: SignedIn) -> Response:
 
 @router.get("/sandbox-phone/{digits}/thread")
 async def phone_thread(digits: str, request: Request, user: SignedIn) -> Response:
-    """The phone's chat alone, fetched every 2 s."""
+    """The phone's chat, fetched every 2 s, and the list of customers beside it."""
     context = await _phone_view(request, user, _customer_phone(digits))
-    return render(request, "_phone_thread.html", **context)
+    return render(request, "_phone_live.html", **context)
 
 
 @router.post("/sandbox-phone/{digits}/reply")

@@ -35,6 +35,7 @@ async def _tokens_page(
     new_token: str | None = None,
     new_name: str = "",
     errors: dict[str, str] | None = None,
+    token_gone: bool = False,
 ) -> Response:
     services = dashboard_of(request).services
     async with services.engine.connect() as conn:
@@ -52,6 +53,7 @@ async def _tokens_page(
         errors=errors or {},
         base_url=(public_url or str(request.base_url)).rstrip("/"),
         revoked_prefix=request.query_params.get("revoked"),
+        token_gone=token_gone,
     )
 
 
@@ -62,7 +64,13 @@ async def settings_home(user: SignedIn) -> Response:
 
 @router.get("/settings/api")
 async def tokens(request: Request, user: SignedIn) -> Response:
-    return await _tokens_page(request, user)
+    created = request.query_params.get("created")
+    if not created:
+        return await _tokens_page(request, user)
+    shown = dashboard_of(request).flashes.take(user.csrf_token, created)
+    if shown is None:  # a reload, or a link opened elsewhere: the token was shown once
+        return await _tokens_page(request, user, token_gone=True)
+    return await _tokens_page(request, user, new_token=shown["token"], new_name=shown["name"])
 
 
 @router.post("/settings/api/tokens")
@@ -78,7 +86,11 @@ async def create_token(request: Request, posted: PostedForm) -> Response:
         token, _ = await account_store.create_token(
             conn, account_id=posted.user.account_id, name=name, now=services.clock.now()
         )
-    return await _tokens_page(request, posted.user, status=201, new_token=token, new_name=name)
+    # Redirect, so that reloading the page that shows the token cannot make a second one.
+    shown = dashboard_of(request).flashes.put(
+        posted.user.csrf_token, {"token": token, "name": name}
+    )
+    return see_other(f"/settings/api?created={shown}")
 
 
 @router.post("/settings/api/tokens/{token_id}/revoke")

@@ -51,7 +51,7 @@ def build_template_send(
     if not isinstance(fields, Mapping):
         raise InvalidBody("The request body must be a JSON object or a form.")
     errors: list[FieldError] = []
-    phone, phone_errors = normalize_phone(fields.get("phone"))
+    phone, phone_errors = normalize_phone(fields.get("phone"), form=form)
     errors += phone_errors
     name = _template_name(fields.get("template"), errors)
     language = _optional_id(fields.get("language"), "language", LANGUAGE_MAX, errors)
