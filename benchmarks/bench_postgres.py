@@ -7,8 +7,13 @@ stand-alone sandbox; the delivery throughput of each.
 The script creates a fresh database (`wagate_bench_<random>`) and drops it at the end. For each
 phase it queues N messages through the API with no worker running, then starts the workers and
 times the drain: from the first to the last send the sandbox answered, and until the outbox is
-empty. The channel is paced at 1,000/s: each worker has its own in-memory pacer unless
-`--redis-url` makes them share one (then 1,000/s is the ceiling for the pair of workers too).
+empty. The channel is paced at 1,000/s for the workers together: through Redis with
+`--redis-url`, through PostgreSQL without it.
+
+`--profile DIR` samples each worker with py-spy (`pip install py-spy`; attaching needs the right
+to ptrace the worker, e.g. root) for the whole drain, writes the raw stacks to DIR and prints
+where each worker's time went: the functions most often on top of the stack, and the share of
+samples in each library (SQLAlchemy, psycopg, the HTTP client, asyncio, wagate itself).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 import time
 from pathlib import Path
 
+import profiling
 from common import (
     HOST,
     Proc,
@@ -29,6 +35,7 @@ from common import (
     open_windows,
     phones,
     post_messages,
+    postgres_cpu_seconds,
     query,
     require_wrk,
     running,
@@ -36,7 +43,6 @@ from common import (
     scalar,
     standalone_sandbox,
     table,
-    user_cpu_seconds,
     wagate,
     wagate_env,
     workdir,
@@ -62,7 +68,11 @@ def main() -> None:
         "Meta's pair-rate burst of 45)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument("--profile", type=Path, help="py-spy each worker; stacks go here")
     args = parser.parse_args()
+    if args.profile is not None:
+        profiling.require_py_spy()
+        args.profile.mkdir(parents=True, exist_ok=True)
     n = 3000 if args.quick else args.messages
     require_wrk()
     print(f"machine: {machine()}")
@@ -159,7 +169,7 @@ def measure(
     queued = scalar(database, "SELECT count(*) FROM outbox")
     already = len(sandbox_sends(sandbox_url))
     procs = [wagate("worker", env) for _ in range(workers)]
-    with running(*procs):
+    with running(*procs), profiling.sampled(procs, args.profile, f"{workers}-workers") as spies:
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in (api, sandbox, *procs)}
         pg0, (busy0, all0) = postgres_cpu_seconds(), machine_cpu_seconds()
         started = time.monotonic()
@@ -177,6 +187,8 @@ def measure(
         pg_cpu = (postgres_cpu_seconds() - pg0) / drained
         busy1, all1 = machine_cpu_seconds()
         machine_busy = (busy1 - busy0) / max(0.001, all1 - all0)
+    for spy in spies:
+        profiling.report(spy)
     sends = sandbox_sends(sandbox_url)[already:]
     ok = sorted(t for t, status, _ in sends if status == 200)
     errors = len(sends) - len(ok)
@@ -192,14 +204,6 @@ def measure(
         f"{cpu[api.pid]:.0%} / {worker_cpu} / {cpu[sandbox.pid]:.0%} / {pg_cpu:.0%}",
         f"{machine_busy:.0%}",
     )
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of the PostgreSQL server's processes (0 when they are not on this machine)."""
-    try:
-        return user_cpu_seconds("postgres")
-    except KeyError:  # no such user here: a remote server
-        return 0.0
 
 
 if __name__ == "__main__":

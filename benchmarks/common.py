@@ -240,6 +240,36 @@ def user_cpu_seconds(user: str) -> float:
     return total
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds the local PostgreSQL server has used so far (0 when it is not on this
+    machine): every live process of the `postgres` user, plus what the server's finished
+    backends used (a parent is charged its reaped children's time), so that connections closing
+    between two readings do not make the difference negative."""
+    import pwd
+
+    try:
+        uid = pwd.getpwnam("postgres").pw_uid
+    except KeyError:
+        return 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / hz  # utime + stime
+            parent = int(fields[1])
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{parent}").st_uid == uid:
+                    continue  # a backend: its parent counts it once it is reaped
+            total += (int(fields[13]) + int(fields[14])) / hz  # the server: reaped children
+    return total
+
+
 @contextlib.contextmanager
 def workdir(keep: bool = False) -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
@@ -716,7 +746,8 @@ def standalone_sandbox(port: int, config: dict[str, Any], log_dir: Path) -> Proc
     does not take CPU from the gateway's event loop. `config` is SandboxConfig's fields.
 
     It also answers `GET /bench/sends`: every `POST …/messages` it answered, as
-    `[epoch seconds, HTTP status, Meta error code or null]`."""
+    `[epoch seconds, HTTP status, Meta error code or null]` (none with `"record_sends": false`
+    in `config`)."""
     path = log_dir / f"sandbox-{port}.json"
     path.write_text(json.dumps({"port": port, **config}))
     args = [PYTHON, str(Path(__file__).resolve()), "sandbox", str(path)]
@@ -736,6 +767,7 @@ def _serve_sandbox(config_path: str) -> None:
 
     raw = json.loads(Path(config_path).read_text())
     port = raw.pop("port")
+    record = raw.pop("record_sends", True)  # a million sends' log would be the sandbox's memory
     if raw.get("state_path"):
         raw["state_path"] = Path(raw["state_path"])
     app = create_sandbox_app(SandboxConfig(**raw))
@@ -775,7 +807,8 @@ def _serve_sandbox(config_path: str) -> None:
         if seen["status"] != 200:
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 code = json.loads(seen["body"])["error"]["code"]
-        sends.append((seen.get("at", time.time()), seen["status"], code))
+        if record:
+            sends.append((seen.get("at", time.time()), seen["status"], code))
 
     uvicorn.run(
         recorder, host=HOST, port=port, log_level="warning", access_log=False, lifespan="on"

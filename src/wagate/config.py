@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
     )
     callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
+    callback_account_concurrency: int = Field(
+        default=8, ge=1, description="callbacks in flight at once to one account's receiver"
+    )
     sandbox_status_delay: float = Field(
         default=1.5,
         ge=0,

@@ -24,6 +24,7 @@ from wagate.store.tables import (
     message_events,
     messages,
     outbox,
+    outbox_lanes,
     pending_statuses,
     webhook_events,
 )
@@ -103,9 +104,12 @@ async def test_old_rows_go_and_young_or_queued_ones_stay(database_url: str, tmp_
         queued = (await gateway.send(phone=QUEUED, message="still queued")).json()["id"]
         assert await _count(gateway, callback_deliveries, callback_deliveries.c.lane == old) > 0
 
-        # Waiting for a retry (as after Meta's throttling) is still queued.
+        # Waiting for a retry (as after Meta's throttling) is still queued: the message and its
+        # lane are due later (what recording a retry does).
         async with write_tx(gateway.engine) as conn:
-            await conn.execute(update(outbox).values(available_at=clock.now() + timedelta(days=90)))
+            later = clock.now() + timedelta(days=90)
+            await conn.execute(update(outbox).values(available_at=later))
+            await conn.execute(update(outbox_lanes).values(due_at=later))
         clock.advance(days=31)
         gateway.dispatcher.start()
         new = await _traffic(gateway, NEW, "today", idempotency_key="new-key")
@@ -136,6 +140,7 @@ async def test_old_rows_go_and_young_or_queued_ones_stay(database_url: str, tmp_
         # old enough.
         async with write_tx(gateway.engine) as conn:
             await conn.execute(update(outbox).values(available_at=clock.now()))
+            await conn.execute(update(outbox_lanes).values(due_at=clock.now()))
         gateway.dispatcher.start()
         await gateway.wait_status(queued, "failed")
         clock.advance(days=31)

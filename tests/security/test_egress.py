@@ -25,7 +25,7 @@ from wagate.dispatch.callbacks import CallbackSender
 from wagate.egress import EgressPolicy, EgressRefused, egress_client, parse_ranges
 from wagate.store import accounts as account_store
 from wagate.store import callback_log
-from wagate.store.callbacks import DueDelivery
+from wagate.store.callback_claims import DueDelivery
 from wagate.store.db import write_tx
 
 CUSTOMER = "+14155552671"

@@ -46,7 +46,10 @@ class Received:
 class Receiver:
     """Answers 204 to a correctly signed event; 400 to a bad or stale signature; `fail_with`
     (e.g. 500) while it is set. `skew` moves its clock (seconds), `clock` replaces it;
-    `answer_after` makes every answer take that long (seconds), as a busy receiver would."""
+    `answer_after` makes every answer take that long (seconds), as a busy receiver would;
+    while `hang` is set it answers nothing at all (each request waits until it is cleared);
+    an event whose text is `refuse_text` gets 422.
+    `most_in_flight` is the most requests it held at once."""
 
     secret: str = ""
     fail_with: int | None = None
@@ -56,18 +59,38 @@ class Receiver:
     rejected: list[str] = field(default_factory=list)
     attempts: int = 0
     answer_after: float = 0.0
+    hang: bool = False
+    refuse_text: str | None = None  # an inbound event with this text is answered 422
+    in_flight: int = 0
+    most_in_flight: int = 0
     verify: Verifier = field(default_factory=readme_verifier)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Starlette:
         async def events(request: Request) -> Response:
+            with self.lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                return await answer(request)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+        async def answer(request: Request) -> Response:
             raw = await request.body()
             if self.answer_after:
                 await asyncio.sleep(self.answer_after)
+            # Set and cleared from the test's thread: polled (an asyncio.Event is per loop).
+            while self.hang:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
             with self.lock:
                 self.attempts += 1
                 if self.fail_with is not None:
                     return Response(b"receiver is having a bad day", status_code=self.fail_with)
+                event = json.loads(raw)
+                if self.refuse_text is not None and event["data"].get("text") == self.refuse_text:
+                    return Response(b"cannot take this one", status_code=422)
                 header = request.headers.get("x-wagate-signature")
                 if not self.verify(self.secret, raw, header, now=self.clock() + self.skew):
                     self.rejected.append(header or "")

@@ -49,6 +49,7 @@ def test_every_series_is_exposed_with_its_type() -> None:
         "wagate_api_requests": "counter",
         "wagate_callbacks": "counter",
         "wagate_callback_queue_depth": "gauge",
+        "wagate_claim_seconds": "histogram",
     }
 
 

@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,6 @@ from wagate.dispatch.pacing import (
     Pacer,
     ThrottlePolicy,
     gcra,
-    make_pacer,
     send_interval_us,
 )
 
@@ -369,15 +369,110 @@ def test_nonsense_throttle_policies_are_refused(options: dict[str, float]) -> No
         ThrottlePolicy(**options)
 
 
-async def test_make_pacer_picks_the_implementation_from_configuration() -> None:
-    from wagate.dispatch.pacing_redis import RedisPacer
+async def test_make_pacer_picks_the_implementation_from_configuration(tmp_path: Path) -> None:
+    from wagate.config import Settings
+    from wagate.dispatch.pacers import make_pacer
+    from wagate.dispatch.pacing_db import DatabasePacer
+    from wagate.dispatch.pacing_failover import FailoverPacer
+    from wagate.dispatch.pacing_share import SplitPacer
+    from wagate.store.db import make_async_engine
 
-    memory = make_pacer(None, pair_interval=3.0, pair_burst=2)
-    assert isinstance(memory, MemoryPacer)
-    assert (memory.pair_interval, memory.pair_burst) == (3.0, 2)
-    # Building a RedisPacer does not connect, so no server is needed here.
-    shared: Pacer = make_pacer("redis://127.0.0.1:6379/15")
-    assert isinstance(shared, RedisPacer)
-    assert (shared.pair_interval, shared.pair_burst) == (6.0, 3)
-    await memory.aclose()
-    await shared.aclose()
+    # Building the engines and pacers connects to nothing, so no server is needed here.
+    sqlite = make_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    postgres = make_async_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    plain = Settings(data_dir=tmp_path, pair_interval=3.0, pair_burst=2)
+    redis = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/15")
+    try:
+        alone = make_pacer(plain, engine=sqlite, share=lambda: 1)
+        assert isinstance(alone, SplitPacer)
+        assert (alone.pair_interval, alone.pair_burst) == (3.0, 2)
+        assert isinstance(make_pacer(plain, engine=postgres, share=lambda: 1), DatabasePacer)
+        for engine in (sqlite, postgres):
+            shared: Pacer = make_pacer(redis, engine=engine, share=lambda: 1)
+            assert isinstance(shared, FailoverPacer)
+            assert (shared.pair_interval, shared.pair_burst) == (6.0, 45)
+            await shared.aclose()
+        await alone.aclose()
+    finally:
+        await sqlite.dispose()
+        await postgres.dispose()
+
+
+# --- a rate divided among the live workers (pacing_share) ---
+
+
+async def test_a_split_pacer_paces_a_number_at_its_share_of_the_rate() -> None:
+    from wagate.dispatch.pacing_share import SplitPacer
+
+    clock = FakeClock()
+    live = [1]
+    pacer = SplitPacer(share=lambda: live[0], clock=clock, sleep=clock.sleep)
+    alone = [micros((await pacer.channel_slot("ch", 100)).starts_at) for _ in range(101)]
+    assert most_in_one_second(alone) == 100
+    clock.advance(10)  # (well past the join hold: it only holds a worker that just started)
+    live[0] = 4
+    shared = [micros((await pacer.channel_slot("ch", 100)).starts_at) for _ in range(26)]
+    assert most_in_one_second(shared) == 25  # a quarter of the rate
+    assert await pacer.effective_rate("ch", 100) == 25
+
+
+async def test_a_split_pacer_joining_others_waits_until_they_have_made_room() -> None:
+    """A worker that starts while others share a rate sends nothing until they have seen its
+    heartbeat and reserved their last slots at the larger share; one alone starts at once."""
+    from wagate.dispatch.pacing_share import JOIN_HOLD, SplitPacer
+
+    clock = FakeClock()
+    alone = SplitPacer(share=lambda: 1, clock=clock, sleep=clock.sleep)
+    assert (await alone.channel_slot("ch", 80)).wait == 0
+    joining = SplitPacer(share=lambda: 2, clock=clock, sleep=clock.sleep)
+    assert (await joining.channel_slot("ch", 80)).wait == pytest.approx(JOIN_HOLD)
+    clock.advance(JOIN_HOLD + 1)
+    later = SplitPacer(share=lambda: 2, clock=clock, sleep=clock.sleep)
+    clock.advance(JOIN_HOLD)
+    assert (await later.channel_slot("ch", 80)).wait == 0  # its hold is long over
+
+
+async def test_a_split_pacer_holds_every_number_when_told() -> None:
+    """What a FailoverPacer does when Redis goes: no number starts a send before the slots
+    Redis gave out have all started."""
+    from wagate.dispatch.pacing_share import SplitPacer
+
+    clock = FakeClock()
+    pacer = SplitPacer(share=lambda: 1, clock=clock, sleep=clock.sleep)
+    pacer.hold_all(0.3)
+    assert (await pacer.channel_slot("a", 80)).wait == pytest.approx(0.3)
+    assert (await pacer.channel_slot("b", 80)).wait == pytest.approx(0.3)
+    clock.advance(1)
+    assert (await pacer.channel_slot("c", 80)).wait == 0
+
+
+async def test_a_failover_pacer_without_redis_paces_at_its_share_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis unreachable (nothing listens at its port): each reservation goes to this worker's
+    share instead, after the hold, and the log says so once, not once per send."""
+    import socket
+
+    from wagate.dispatch.pacing_failover import FailoverPacer
+    from wagate.dispatch.pacing_redis import RedisPacer
+    from wagate.dispatch.pacing_share import MARGIN, RESERVE_AHEAD, SplitPacer
+    from wagate.store.workers import HEARTBEAT_SECONDS
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clock = FakeClock()
+    redis = RedisPacer(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    pacer = FailoverPacer(
+        redis, SplitPacer(share=lambda: 2, clock=clock, sleep=clock.sleep), clock=clock
+    )
+    clock.advance(HEARTBEAT_SECONDS + 1)  # a worker that has been running a while
+    try:
+        first = await pacer.channel_slot("ch", 100)
+        assert pacer.redis_down
+        assert first.wait == pytest.approx(RESERVE_AHEAD + MARGIN)
+        starts = [micros((await pacer.channel_slot("ch", 100)).starts_at) for _ in range(60)]
+        assert most_in_one_second(starts) == 50  # half of the rate: two workers share it
+        assert sum("Redis is unreachable" in r.message for r in caplog.records) == 1
+    finally:
+        await pacer.aclose()

@@ -3,10 +3,12 @@ callback URL signed at the moment of sending, and records what came of it.
 
 It runs wherever the message dispatcher runs (`Dispatcher` starts and stops it). Claims are
 leases taken in batches, one event per lane at a time; POSTs run concurrently (at most
-`WAGATE_CALLBACK_CONCURRENCY`); results are recorded in batches by one committer. Any 2xx is a
-delivery; anything else (another status, a redirect, a timeout, a refused connection) is
-retried with backoff until the event is `WAGATE_CALLBACK_GIVE_UP_AFTER` seconds old, then kept
-as a dead letter (status `failed`) for `POST /v1/callbacks/{id}/replay`.
+`WAGATE_CALLBACK_CONCURRENCY`, and at most `WAGATE_CALLBACK_ACCOUNT_CONCURRENCY` to one
+account, so a slow receiver cannot take every slot); results are recorded in batches by one
+committer. Any 2xx is a delivery; anything else is retried with backoff (store/callback_claims.py:
+a receiver that is down backs off its whole account, one refusing an event only that event's
+lane) until the event is `WAGATE_CALLBACK_GIVE_UP_AFTER` seconds old, then kept as a dead letter
+(status `failed`) for `POST /v1/callbacks/{id}/replay`.
 
 POSTs go out under the egress policy (`wagate.egress`): no private addresses, no redirects, a
 1 MiB answer at most and `WAGATE_CALLBACK_TIMEOUT` for the whole attempt. A claim's lease is
@@ -20,6 +22,7 @@ time holds a connection for the timeout, no longer.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -31,18 +34,25 @@ import unicodedata
 from datetime import timedelta
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__, metrics
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.dispatch.drain import drain
-from wagate.domain.callbacks import SIGNATURE_HEADER, RetryPolicy, next_attempt_at, sign
+from wagate.domain.callbacks import (
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    next_attempt_at,
+    receiver_down,
+    sign,
+)
 from wagate.egress import CALLBACK_ANSWER_LIMIT, EgressPolicy, egress_client
 from wagate.ids import new_id
 from wagate.net_errors import describe_failure
-from wagate.store import callbacks as callback_store
-from wagate.store.callbacks import Attempt, DueDelivery
+from wagate.store import callback_claims as callback_store
+from wagate.store.callback_claims import Attempt, DueDelivery
 from wagate.store.db import write_tx
 from wagate.store.sqlite_inline import in_thread
 
@@ -89,6 +99,8 @@ class CallbackSender:
         self._task: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._account_of: dict[asyncio.Task[None], str] = {}
+        self._in_flight_by_account: collections.Counter[str] = collections.Counter()
         self._results: list[tuple[Attempt, asyncio.Future[None]]] = []
         self._results_ready = asyncio.Event()
         self._stopping = False
@@ -142,15 +154,24 @@ class CallbackSender:
             self._http = None
 
     async def _run(self) -> None:
+        failing = False
         while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DBAPIError as exc:  # the database is away: said once, not every second
+                if not failing:
+                    log.warning("cannot claim callbacks (%s); retrying", type(exc).__name__)
+                failing = True
+                await asyncio.sleep(1.0)
+                claimed = 0
             except Exception:
                 log.exception("callback cycle failed; retrying shortly")
                 await asyncio.sleep(1.0)
                 claimed = 0
+            else:
+                failing = False
             if claimed == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -165,6 +186,8 @@ class CallbackSender:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         now = self.clock.now()
+        cap = self.settings.callback_account_concurrency
+        full = self._full_accounts()
         # The claim's lease runs from `now`; as this process's monotonic clock sees it, it ends
         # no later than this.
         leased_until = time.monotonic() + self.lease.total_seconds()
@@ -177,30 +200,57 @@ class CallbackSender:
                 with in_thread():
                     depth = await callback_store.pending_count(conn)
                 metrics.set_callback_queue_depth(depth)
-            due = await callback_store.has_due(conn, now=now)
+            due = await callback_store.has_due(conn, now=now, skip=full)
         if not due:
             return 0
-        # While a receiver is down its due events pile up behind their lanes' heads, and the
-        # claim passes over them: off the event loop too.
-        with in_thread():
-            async with write_tx(self.engine) as conn:
-                claims = await callback_store.claim(
-                    conn, owner=self.owner, now=now, lease=self.lease, limit=free
-                )
-        for claim in claims:
+        # The claim reads the lanes it takes, account by account (store/callback_lanes.py): a
+        # receiver that is down costs it one look at its account, however much waits.
+        async with write_tx(self.engine) as conn:
+            claimed = await callback_store.claim(
+                conn,
+                owner=self.owner,
+                now=now,
+                lease=self.lease,
+                limit=free,
+                account_cap=cap,
+                in_flight=self._in_flight_by_account,
+                give_up_after=self.policy.give_up_after,
+            )
+        for _ in range(claimed.given_up):
+            metrics.record_callback("failed")
+        for claim in claimed.deliveries:
             task = asyncio.create_task(self._deliver(claim, leased_until))
             self._inflight.add(task)
+            self._account_of[task] = claim.account_id
+            self._in_flight_by_account[claim.account_id] += 1
             task.add_done_callback(self._done)
-        return len(claims)
+        return len(claimed.deliveries) + claimed.given_up
+
+    def _full_accounts(self) -> list[str]:
+        """Accounts with their share of this sender's slots in flight."""
+        cap = self.settings.callback_account_concurrency
+        return [a for a, n in self._in_flight_by_account.items() if n >= cap]
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
+        account_id = self._account_of.pop(task, None)
+        if account_id is not None:
+            self._in_flight_by_account[account_id] -= 1
+            if self._in_flight_by_account[account_id] <= 0:
+                del self._in_flight_by_account[account_id]
         if not task.cancelled() and task.exception() is not None:
             log.error("callback task failed", exc_info=task.exception())
+        self._wake.set()  # a slot (perhaps an account's last free one) is free again
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Run until no lane head is due (for tests and the CLI)."""
-        await drain(self.run_once, self._inflight, timeout)
+        await drain(self.run_once, self._inflight, timeout, still_due=self._still_due)
+
+    async def _still_due(self) -> bool:
+        async with self.engine.connect() as conn:
+            return await callback_store.has_due(
+                conn, now=self.clock.now(), skip=self._full_accounts()
+            )
 
     # ------------------------------------------------------------------ one event
 
@@ -219,8 +269,15 @@ class CallbackSender:
     async def attempt(self, claim: DueDelivery, *, leased_until: float | None = None) -> Attempt:
         """POST one claimed event; what came of it (retry time or give-up included).
         `leased_until` (time.monotonic()) bounds the attempt when given."""
+        started_at = self.clock.now()
         if not claim.url or not claim.secret:
-            return Attempt(claim.seq, delivered=False, error="The account has no callback URL.")
+            return Attempt(
+                claim.seq,
+                delivered=False,
+                error="The account has no callback URL.",
+                account_id=claim.account_id,
+                started_at=started_at,
+            )
         deadline = self._deadline(leased_until)
         if deadline < self.settings.callback_timeout / 2:
             # Sent now, it could outlive its lease and be claimed and sent again meanwhile.
@@ -231,6 +288,8 @@ class CallbackSender:
                 error="Not sent: the sender was too busy to start it while its claim lasted; "
                 "it is sent again at once.",
                 retry_at=self.clock.now(),
+                account_id=claim.account_id,
+                started_at=started_at,
             )
         body = json.dumps(claim.payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(self.clock.now().timestamp())
@@ -263,7 +322,13 @@ class CallbackSender:
             error = f"{type(exc).__name__}: {exc}"
         else:
             if 200 <= status_code < 300:
-                return Attempt(claim.seq, delivered=True, status_code=status_code)
+                return Attempt(
+                    claim.seq,
+                    delivered=True,
+                    status_code=status_code,
+                    account_id=claim.account_id,
+                    started_at=started_at,
+                )
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
                 error += " (redirects are not followed; set the final URL)"
@@ -276,12 +341,17 @@ class CallbackSender:
             attempts=claim.attempts,
             rng=self._rng,
         )
+        down = receiver_down(status_code)
         log.info(
             "callback %s attempt %d failed (%s); %s",
             claim.id,
             claim.attempts,
             status_code or "no answer",
-            f"retry at {retry_at:%H:%M:%S}" if retry_at else "given up",
+            "given up"
+            if retry_at is None
+            else "the account's receiver backs off"
+            if down
+            else f"retry at {retry_at:%H:%M:%S}",
         )
         return Attempt(
             claim.seq,
@@ -289,6 +359,9 @@ class CallbackSender:
             status_code=status_code,
             error=error[:1000],
             retry_at=retry_at,
+            account_id=claim.account_id,
+            started_at=started_at,
+            receiver_down=down,
         )
 
     # ------------------------------------------------------------------ group commit
@@ -316,7 +389,12 @@ class CallbackSender:
                 try:
                     async with write_tx(self.engine) as conn:
                         await callback_store.record_attempts(
-                            conn, owner=self.owner, attempts=attempts, now=self.clock.now()
+                            conn,
+                            owner=self.owner,
+                            attempts=attempts,
+                            now=self.clock.now(),
+                            policy=self.policy,
+                            rng=self._rng,
                         )
                 except Exception as exc:
                     # Nothing recorded: the leases run out and the events are sent again.

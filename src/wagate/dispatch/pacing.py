@@ -4,7 +4,10 @@ Meta limits each business number to its throughput (80 messages/s by default, up
 each (business number, recipient) pair to about one message per 6 s, with short bursts allowed.
 `Pacer` is the one abstraction the dispatcher sees; `MemoryPacer` keeps the limits in this
 process, `RedisPacer` (in `pacing_redis`) shares them between every worker that uses the same
-Redis. `make_pacer` picks one from configuration, so the calling code never knows which.
+Redis, `DatabasePacer` (in `pacing_db`) shares a number's rate through PostgreSQL, and
+`SplitPacer` / `FailoverPacer` (in `pacing_share`) divide it among the live workers when nothing
+shared is at hand. `pacers.make_pacer` picks from configuration, so the calling code never
+knows which.
 
 Both use GCRA (the generic cell rate algorithm): a limit is one number per key, the theoretical
 arrival time (TAT) of the next message, and a reservation answers how long the caller must wait
@@ -307,22 +310,12 @@ class MemoryPacer(Pacer):
         factor = recovered_factor(self._penalty.get(channel_id), self._tick(), self.throttle_policy)
         return throttled_rate(mps, factor, self.throttle_policy)
 
+    def hold(self, channel_id: str, seconds: float) -> None:
+        """Start no send for the channel in the next `seconds` (slots already given stand)."""
+        until = self._now_us() + round(seconds * MICROS)
+        self._send_tat[channel_id] = max(self._send_tat.get(channel_id, 0), until)
+
     async def aclose(self) -> None:
         self._send_tat.clear()
         self._pair_tat.clear()
         self._penalty.clear()
-
-
-def make_pacer(
-    redis_url: str | None,
-    *,
-    pair_interval: float = DEFAULT_PAIR_INTERVAL,
-    pair_burst: int = DEFAULT_PAIR_BURST,
-) -> Pacer:
-    """A `RedisPacer` when a Redis URL is configured (workers share limits), else in memory."""
-    if redis_url:
-        # Imported here so a single-process install never loads the Redis client.
-        from wagate.dispatch.pacing_redis import RedisPacer
-
-        return RedisPacer(redis_url, pair_interval=pair_interval, pair_burst=pair_burst)
-    return MemoryPacer(pair_interval=pair_interval, pair_burst=pair_burst)

@@ -87,6 +87,16 @@ elseif op == 'throttle' then
   local ttl = math.max((1.0 - f) / recovery, hold / MICROS)
   redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000) + 1)
   return string.format('%.17g', f)
+elseif op == 'hold' then
+  -- KEYS: send TAT. ARGV: hold_us. No send starts before now + hold (slots given stand).
+  local now = now_us()
+  local hold_until = now + tonumber(ARGV[2])
+  local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+  if tat < hold_until then
+    redis.call('SET', KEYS[1], string.format('%.0f', hold_until),
+               'PX', math.ceil((hold_until - now) / 1000) + 1)
+  end
+  return 1
 elseif op == 'factor' then
   -- KEYS: throttle penalty. ARGV: recovery_per_second.
   return string.format('%.17g', factor_at(KEYS[1], now_us(), tonumber(ARGV[2])))
@@ -107,11 +117,16 @@ class RedisPacer(Pacer):
         throttle: ThrottlePolicy | None = None,
         key_prefix: str = "wagate:pace",
         sleep: Sleep = asyncio.sleep,
+        timeout: float | None = None,
     ) -> None:
+        """`timeout` bounds each call (connecting included), so that a Redis that stops
+        answering is noticed (`FailoverPacer`) rather than waited for."""
         super().__init__(pair_interval=pair_interval, pair_burst=pair_burst, sleep=sleep)
         self.throttle_policy = throttle or ThrottlePolicy()
         self.key_prefix = key_prefix
-        self._redis: Redis = Redis.from_url(redis_url)
+        self._redis: Redis = Redis.from_url(
+            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         self._script = self._redis.register_script(LUA)
 
     def send_key(self, channel_id: str) -> str:
@@ -161,6 +176,14 @@ class RedisPacer(Pacer):
             [self.throttle_key(channel_id)],
             ["throttle", policy.cut, policy.recovery_per_second, round(policy.hold * MICROS)],
         )
+
+    async def hold(self, channel_id: str, seconds: float) -> None:
+        """Start no send for the channel in the next `seconds` (slots already given stand)."""
+        await self._run([self.send_key(channel_id)], ["hold", max(0, round(seconds * MICROS))])
+
+    async def ping(self) -> None:
+        """Raises unless Redis answers."""
+        await self._redis.ping()
 
     async def effective_rate(self, channel_id: str, mps: float) -> float:
         check_rate(mps)

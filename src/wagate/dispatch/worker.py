@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import metrics
@@ -29,7 +30,10 @@ from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
-from wagate.dispatch.pacing import Pacer, make_pacer
+from wagate.dispatch.heartbeat import Heartbeat
+from wagate.dispatch.pacers import make_pacer
+from wagate.dispatch.pacing import Pacer
+from wagate.dispatch.pacing_share import RESERVE_AHEAD
 from wagate.dispatch.pruner import Pruner
 from wagate.domain import meta_errors
 from wagate.domain.failures import error_slug
@@ -43,7 +47,6 @@ from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
 from wagate.store.messages import iso
 from wagate.store.outbox import Claim, Failed, Outcome, Retry, Sent
-from wagate.store.sqlite_inline import in_thread
 from wagate.store.statuses import StatusChange
 
 log = logging.getLogger("wagate.dispatch")
@@ -55,6 +58,8 @@ IDLE_CLAIM_INTERVAL = 0.05
 # hold up the accepts queued behind each one for the write lock; waiting this long gathers them.
 # Under load a commit takes longer than this anyway, so it only paces commits at low rates.
 OUTCOME_COMMIT_SPACING = 0.05
+# While the database cannot take outcomes, they are tried again this often (seconds).
+RECORD_RETRY_SECONDS = 0.5
 THROUGHPUT_REACHED = 130429
 # Meta counts sends per second as they arrive. A send that starts late (its event loop was busy
 # when its slot came) bunches up with the next ones, so: slots are spaced for a share of the
@@ -83,20 +88,20 @@ class Dispatcher:
         self.on_changes = on_changes
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self._own_pacer = pacer is None
-        self.pacer = pacer or make_pacer(
-            settings.redis_url,
-            pair_interval=settings.pair_interval or 6.0,
-            pair_burst=settings.pair_burst,
-        )
+        self.heartbeat = Heartbeat(engine, self.owner)
+        self.pacer = pacer or make_pacer(settings, engine=engine, share=lambda: self.heartbeat.live)
         # Callbacks to the businesses go out wherever messages do, started and stopped with us;
         # so does the retention pruner.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
         self.pruner = Pruner(engine=engine, settings=settings, clock=clock)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pacing_turns: dict[str, asyncio.Lock] = {}
         self._committer: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._storage_down = False
+        self._claims_failing = False
         self._outcomes_ready = asyncio.Event()
         self._channels: dict[str, tuple[float, Channel]] = {}
         self._rng = random.Random()
@@ -123,6 +128,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.heartbeat.stop()
         for task in list(self._inflight):
             task.cancel()
         if self._inflight:
@@ -138,15 +144,26 @@ class Dispatcher:
         await self.pruner.stop()
 
     async def _run(self) -> None:
+        await self.heartbeat.start()
         while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
                 raise
+            except DBAPIError as exc:  # the database is away: say so once, not every second
+                if not self._claims_failing:
+                    log.warning("cannot claim (%s); retrying every second", type(exc).__name__)
+                self._claims_failing = True
+                await asyncio.sleep(1.0)
+                claimed = 0
             except Exception:
                 log.exception("dispatcher cycle failed; retrying shortly")
                 await asyncio.sleep(1.0)
                 claimed = 0
+            else:
+                if self._claims_failing:
+                    log.warning("claiming again")
+                self._claims_failing = False
             if claimed < self._claim_limit:
                 # Nothing (more) was claimable: this claim took all that was due. A wake-up (a
                 # new message, a finished send) may change that, but under load they come
@@ -162,9 +179,7 @@ class Dispatcher:
         free = self.settings.dispatch_concurrency - len(self._inflight)
         # While most slots are taken (sends waiting for the channel's pace), slots free up one
         # at a time: claiming each on its own would cost a write transaction per message, which
-        # accepts and webhooks queue behind, and a claim looks at every recipient's head (its
-        # cost follows the number of recipients with queued messages, not the batch's size).
-        # Wait until half a batch of them is free instead.
+        # accepts and webhooks queue behind. Wait until half a batch of them is free instead.
         enough = max(1, min(self.settings.dispatch_batch, self.settings.dispatch_concurrency) // 2)
         if free <= 0 or (free < enough and self._inflight):
             self._wake.clear()
@@ -172,18 +187,18 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             return 0
         self._claim_limit = min(free, self.settings.dispatch_batch)
-        # On SQLite, in the connection's thread (store/sqlite_inline.py): with thousands of
-        # recipients waiting the claim takes milliseconds to tens of them, and on the event loop
-        # every paced send due meanwhile would start late (past MAX_LATENESS, losing its slot).
-        with in_thread():
-            async with write_tx(self.engine) as conn:
-                claims = await outbox_store.claim(
-                    conn,
-                    owner=self.owner,
-                    now=self.clock.now(),
-                    lease=timedelta(seconds=self.settings.lease_seconds),
-                    limit=self._claim_limit,
-                )
+        # A claim reads the next lanes of a table of lane heads (store/outbox_lanes.py), so it
+        # costs the same however many recipients wait; it runs on the event loop.
+        started = time.perf_counter()
+        async with write_tx(self.engine) as conn:
+            claims = await outbox_store.claim(
+                conn,
+                owner=self.owner,
+                now=self.clock.now(),
+                lease=timedelta(seconds=self.settings.lease_seconds),
+                limit=self._claim_limit,
+            )
+        metrics.observe_claim(time.perf_counter() - started)
         lease_ends = time.monotonic() + self.settings.lease_seconds
         for claim in claims:
             task = asyncio.create_task(self._deliver(claim, lease_ends))
@@ -285,14 +300,29 @@ class Dispatcher:
 
     async def _channel_slot(self, channel: Channel) -> None:
         loop = asyncio.get_running_loop()
+        rate = channel.mps * self.settings.pace_headroom
+        # One reservation at a time per number in this worker, and none more than RESERVE_AHEAD
+        # before its slot: what this worker holds is always that close (so the pacer can hand
+        # over when Redis goes or comes back: pacing_share.py), and the sends waiting for the
+        # number queue here rather than each asking the pacer again and again.
+        turn = self._pacing_turns.setdefault(channel.id, asyncio.Lock())
         while True:
-            wait = await self.pacer.reserve_channel(
-                channel.id, channel.mps * self.settings.pace_headroom
-            )
-            slot = loop.time() + wait
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if loop.time() - slot <= MAX_LATENESS:
+            async with turn:
+                while True:
+                    try:
+                        slot = await self.pacer.channel_slot(
+                            channel.id, rate, max_wait=RESERVE_AHEAD
+                        )
+                    except DBAPIError:  # the shared pace is in the database, which is away
+                        await asyncio.sleep(RECORD_RETRY_SECONDS)
+                        continue
+                    if slot.granted:
+                        break
+                    await asyncio.sleep(slot.wait - RESERVE_AHEAD)
+            start = loop.time() + slot.wait
+            if slot.wait > 0:
+                await asyncio.sleep(slot.wait)
+            if loop.time() - start <= MAX_LATENESS:
                 return
 
     def _after_error(self, claim: Claim, error: CloudApiError) -> Outcome:
@@ -389,12 +419,32 @@ class Dispatcher:
                             now=self.clock.now(),
                         )
                 except Exception as exc:
-                    # Nothing recorded: the leases will run out and the messages be retried.
-                    log.error("could not record %d outcomes: %s", len(batch), exc)
-                    changes = []
+                    self._keep_for_later(batch, exc)
+                    await asyncio.sleep(RECORD_RETRY_SECONDS)
+                    continue
+                if self._storage_down:
+                    self._storage_down = False
+                    log.warning("storage is back: outcomes are recorded again")
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
                 self.callbacks.wake()  # accepted and failed messages have status events
                 if changes and self.on_changes is not None:
                     await self.on_changes(changes)
+
+    def _keep_for_later(
+        self, batch: list[tuple[Outcome, asyncio.Future[None]]], error: Exception
+    ) -> None:
+        """Nothing of `batch` was recorded (the database is away, say). What Meta answered is
+        kept, and recorded once the database is back: a message that was sent must not go out
+        again because the database blinked. (Recording checks that each lease is still ours, so
+        one that another worker took meanwhile is not recorded twice.) The sends waiting here
+        keep their slots, so no more is claimed meanwhile."""
+        if not self._storage_down:
+            self._storage_down = True
+            log.warning(
+                "could not record %d outcomes (%s); keeping them until the database is back",
+                len(batch),
+                type(error).__name__,
+            )
+        self._outcomes[:0] = batch

@@ -114,6 +114,29 @@ def next_attempt_at(
     return min(now + timedelta(seconds=delay), deadline)
 
 
+# A receiver's answers that refuse the one event, not every event: only that event's lane backs
+# off. Anything else that is not a 2xx (no answer, a refused connection, 5xx, 429, a redirect,
+# 401/403/404: a receiver down, overloaded or misconfigured) backs off the account, whose events
+# would all meet the same answer.
+EVENT_REFUSALS = frozenset({400, 409, 413, 415, 422})
+
+
+def receiver_down(status_code: int | None) -> bool:
+    """Whether a failed attempt's answer (None: no answer) says the receiver, not the event, is
+    the problem."""
+    return status_code not in EVENT_REFUSALS
+
+
+def account_retry_at(
+    policy: RetryPolicy, *, failures: int, now: datetime, rng: random.Random
+) -> datetime:
+    """When to probe an account's receiver again after `failures` failed attempts in a row:
+    within `base` after the first, each wait up to twice the one before (at most `max_delay`),
+    jittered so that accounts that failed together do not come back together."""
+    ceiling = min(policy.base * 2.0 ** min(max(failures, 1) - 1, 40), policy.max_delay)
+    return now + timedelta(seconds=ceiling / 2 + rng.random() * ceiling / 2)
+
+
 # --------------------------------------------------------------------------- the callback URL
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.models import Status
-from wagate.store import idempotency
+from wagate.store import idempotency, outbox_lanes
 from wagate.store.idempotency import Replayed
 from wagate.store.outbox import INSERT_STEPS
 from wagate.store.sql import BulkInsert
@@ -81,7 +81,8 @@ class AcceptRows(Protocol):
         """Store these idempotency entries; the pairs that were free and are now ours."""
 
     async def store(self, rows: Sequence[dict[str, Any]], *, now: datetime) -> None:
-        """The message rows, each with its `queued` event and its outbox row."""
+        """The message rows, each with its `queued` event, its outbox row and its lane (a lane
+        that exists already keeps its head: store/outbox_lanes.py)."""
 
     async def touch_tokens(self, token_ids: Sequence[str], *, now: datetime) -> None:
         """Set the tokens' `last_used_at`."""
@@ -203,7 +204,9 @@ class CoreRows:
     async def store(self, rows: Sequence[dict[str, Any]], *, now: datetime) -> None:
         await INSERT_MESSAGES.execute(self.conn, rows)
         await INSERT_STEPS.execute(self.conn, queued_steps(rows, now))
-        await INSERT_OUTBOX.execute(self.conn, outbox_rows(rows, now))
+        queued = outbox_rows(rows, now)
+        await INSERT_OUTBOX.execute(self.conn, queued)
+        await outbox_lanes.add(self.conn, queued)
 
     async def touch_tokens(self, token_ids: Sequence[str], *, now: datetime) -> None:
         await self.conn.execute(_TOUCH, {"ids": list(token_ids), "now": now})

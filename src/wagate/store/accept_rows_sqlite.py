@@ -28,6 +28,7 @@ from wagate.store.accept_rows import (
 )
 from wagate.store.idempotency import KEY_LIFETIME, Replayed
 from wagate.store.outbox import INSERT_STEPS
+from wagate.store.outbox_lanes import INSERT_LANES, heads_of
 from wagate.store.tables import api_tokens, channels, conversations, idempotency_keys
 
 _DIALECT = sqlite.dialect()
@@ -148,10 +149,12 @@ class DirectRows:
         return {(r[0], r[1]) for r in rows}
 
     async def store(self, rows: Sequence[dict[str, Any]], *, now: datetime) -> None:
+        queued = outbox_rows(rows, now)
         for insert, values in (
             (INSERT_MESSAGES, rows),
             (INSERT_STEPS, queued_steps(rows, now)),
-            (INSERT_OUTBOX, outbox_rows(rows, now)),
+            (INSERT_OUTBOX, queued),
+            (INSERT_LANES, heads_of(queued)),
         ):
             sql, params = insert.statement(_DIALECT, values)
             self.driver.executemany(sql, params)

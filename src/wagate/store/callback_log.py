@@ -12,8 +12,9 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import iso
+from wagate.store import callback_lanes
 from wagate.store.callbacks import PENDING
-from wagate.store.tables import accounts, callback_deliveries
+from wagate.store.tables import accounts, callback_accounts, callback_deliveries
 
 SECRET_PREFIX = "whsec_"
 
@@ -74,9 +75,21 @@ async def set_callback(
 # --------------------------------------------------------------------------- the delivery log
 
 
+_WITH_ACCOUNT = select(
+    callback_deliveries,
+    callback_accounts.c.due_at.label("account_due_at"),
+    callback_accounts.c.failures.label("account_failures"),
+).outerjoin(callback_accounts, callback_accounts.c.account_id == callback_deliveries.c.account_id)
+
+
 def delivery_view(row: Any) -> dict[str, Any]:
-    """A delivery as the API and the dashboard show it: its state and the event it carries."""
+    """A delivery as the API and the dashboard show it: its state and the event it carries.
+    A pending event waits for its account's next try when the receiver is backing off."""
     pending = row["status"] == PENDING
+    next_attempt = row["available_at"]
+    backing_off = row.get("account_failures") and row.get("account_due_at") is not None
+    if pending and backing_off and row["account_due_at"] > next_attempt:
+        next_attempt = row["account_due_at"]
     return {
         "id": row["id"],
         "type": row["type"],
@@ -84,7 +97,7 @@ def delivery_view(row: Any) -> dict[str, Any]:
         "message_id": row["message_id"],
         "attempts": row["attempts"],
         "created_at": iso(row["created_at"]),
-        "next_attempt_at": iso(row["available_at"]) if pending else None,
+        "next_attempt_at": iso(next_attempt) if pending else None,
         "delivered_at": iso(row["delivered_at"]) if row["delivered_at"] else None,
         "last_status_code": row["last_status_code"],
         "last_error": row["last_error"],
@@ -107,8 +120,7 @@ async def list_deliveries(
     if cursor is not None:
         conditions.append(callback_deliveries.c.seq < cursor)
     result = await conn.execute(
-        select(callback_deliveries)
-        .where(and_(*conditions))
+        _WITH_ACCOUNT.where(and_(*conditions))
         .order_by(callback_deliveries.c.seq.desc())
         .limit(limit + 1)
     )
@@ -145,7 +157,7 @@ async def get_delivery(
     conn: AsyncConnection, *, account_id: str, delivery_id: str
 ) -> dict[str, Any] | None:
     result = await conn.execute(
-        select(callback_deliveries).where(
+        _WITH_ACCOUNT.where(
             callback_deliveries.c.id == delivery_id,
             callback_deliveries.c.account_id == account_id,
         )
@@ -170,7 +182,9 @@ async def replay(
     when the account has no such delivery. Raises `DeliveryPending` for one still pending.
 
     A replay is one more attempt plus retries within what is left of the give-up period (for a
-    dead letter: none), so a replay that fails is a dead letter again, with the new error."""
+    dead letter: none), so a replay that fails is a dead letter again, with the new error. It
+    also ends the account's backoff: the receiver is tried now (the business has just fixed
+    it, most likely)."""
     result = await conn.execute(
         update(callback_deliveries)
         .where(
@@ -185,8 +199,13 @@ async def replay(
             lease_until=None,
             lease_owner=None,
         )
+        .returning(callback_deliveries.c.seq, callback_deliveries.c.lane)
     )
+    replayed = result.first()
+    if replayed is not None:
+        await callback_lanes.arrive(conn, [(replayed.seq, replayed.lane, account_id)])
+        await callback_lanes.retry_now(conn, account_id, now=now)
     delivery = await get_delivery(conn, account_id=account_id, delivery_id=delivery_id)
-    if delivery is not None and result.rowcount == 0:
+    if delivery is not None and replayed is None:
         raise DeliveryPending(delivery)
     return delivery

@@ -2,7 +2,9 @@
 
 A claim takes only the head of each lane (one business number, one recipient), so a recipient's
 messages go out one at a time in the order they were accepted, while different recipients go in
-parallel. A claim is a lease: if the claimer dies, the row is claimable again when it ends.
+parallel. The lanes and their heads are kept as rows (store/outbox_lanes.py), so a claim costs
+the same however many recipients are waiting. A claim is a lease: if the claimer dies, the row
+is claimable again when it ends.
 """
 
 from __future__ import annotations
@@ -11,77 +13,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
+from wagate.store import outbox_lanes
 from wagate.store.sql import BulkInsert
 from wagate.store.statuses import StatusChange, apply_parked, lock_wamids
 from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
 
-# The same claim on both dialects; PostgreSQL adds SKIP LOCKED so that concurrent workers pass
-# over each other's rows instead of queueing behind them. SQLite runs it inside BEGIN IMMEDIATE
-# (see db.py), which already serialises writers.
-#
-# Only a lane's head (its oldest message) may be claimed. A backlog can hold many messages per
-# lane, so rather than testing every queued row, the claim walks the distinct lanes through the
-# ix_outbox_lane index (a "loose index scan": each step jumps to the next (channel, phone) after
-# the current one) and looks at each lane's head: its cost follows the number of recipients with
-# queued messages, not the number of messages.
-_CLAIM_HEADS = """
-WITH RECURSIVE lane(channel_id, phone) AS (
-    SELECT CAST(channel_id AS VARCHAR), CAST(phone AS VARCHAR) FROM (
-        SELECT channel_id, phone FROM outbox ORDER BY channel_id, phone LIMIT 1
-    ) AS first_lane
-    UNION ALL
-    SELECT
-        CAST(CASE WHEN (SELECT MIN(n.phone) FROM outbox n
-                   WHERE n.channel_id = lane.channel_id AND n.phone > lane.phone) IS NOT NULL
-             THEN lane.channel_id
-             ELSE (SELECT MIN(n.channel_id) FROM outbox n WHERE n.channel_id > lane.channel_id)
-        END AS VARCHAR),
-        CAST(COALESCE(
-            (SELECT MIN(n.phone) FROM outbox n
-             WHERE n.channel_id = lane.channel_id AND n.phone > lane.phone),
-            (SELECT MIN(n.phone) FROM outbox n
-             WHERE n.channel_id = (SELECT MIN(m.channel_id) FROM outbox m
-                                   WHERE m.channel_id > lane.channel_id))) AS VARCHAR)
-    FROM lane WHERE lane.channel_id IS NOT NULL
-)
-SELECT o.message_id FROM lane
-JOIN outbox o ON o.message_id = (
-    SELECT MIN(h.message_id) FROM outbox h
-    WHERE h.channel_id = lane.channel_id AND h.phone = lane.phone)
-WHERE o.available_at <= :now
-  AND (o.lease_until IS NULL OR o.lease_until < :now)
-ORDER BY o.available_at, o.message_id
-LIMIT :limit
-"""
-
-_CLAIM_SQL = {
-    "sqlite": f"""
-UPDATE outbox SET lease_until = :lease_until, lease_owner = :owner, attempts = attempts + 1
-WHERE message_id IN ({_CLAIM_HEADS})
-RETURNING message_id, channel_id, phone, attempts
-""",
-    "postgresql": f"""
-UPDATE outbox SET lease_until = :lease_until, lease_owner = :owner, attempts = attempts + 1
-WHERE message_id IN ({_CLAIM_HEADS} FOR UPDATE OF o SKIP LOCKED)
-RETURNING message_id, channel_id, phone, attempts
-""",
-}
-
-
-# Bound through the column type, so that raw SQL compares times exactly as stored (the driver's
-# own datetime adapter would drop ".000000" on SQLite, and equal times would compare unequal).
-CLAIM_SQL = {
-    dialect: text(sql).bindparams(
-        bindparam("now", type_=UTCDateTime), bindparam("lease_until", type_=UTCDateTime)
+# The claim itself is store/outbox_lanes.py's: the next due lanes, leased. Their heads' outbox
+# rows take the lease too (the owner is what `record_outcomes` checks), and count the attempt.
+_LEASE = (
+    update(outbox)
+    .where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
+    .values(
+        lease_until=bindparam("lease_until", type_=UTCDateTime),
+        lease_owner=bindparam("owner"),
+        attempts=outbox.c.attempts + 1,
     )
-    for dialect, sql in _CLAIM_SQL.items()
-}
+    .returning(outbox.c.message_id, outbox.c.channel_id, outbox.c.phone, outbox.c.attempts)
+)
 
 
 # Built once: at a paced channel's rate these run for every few sends, and building and keying
@@ -150,16 +104,18 @@ async def claim(
     conn: AsyncConnection, *, owner: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claim]:
     """Lease up to `limit` lane heads that are due, with what sending them needs."""
-    result = await conn.execute(
-        CLAIM_SQL[conn.dialect.name],
-        {
-            "now": now,
-            "lease_until": now + lease,
-            "owner": owner,
-            "limit": limit,
-        },
-    )
+    lease_until = now + lease
+    lanes = await outbox_lanes.take(conn, now=now, lease_until=lease_until, limit=limit)
+    if not lanes:
+        return []
+    heads = [lane.head_id for lane in lanes]
+    result = await conn.execute(_LEASE, {"ids": heads, "lease_until": lease_until, "owner": owner})
     claimed = {r.message_id: r for r in result}
+    missing = [h for h in heads if h not in claimed]
+    if missing:
+        # A lane naming a message that is no longer queued (nothing removes outbox rows behind
+        # the lanes' back, but a hand-edited database might): it moves on to what is queued.
+        await outbox_lanes.move_on(conn, missing)
     if not claimed:
         return []
     rows = await conn.execute(_CLAIMED_CONTENT, {"ids": list(claimed)})
@@ -283,9 +239,14 @@ async def record_outcomes(
     # Before anything else, so that a status webhook for these wamids either committed its
     # parked reports before us (apply_parked below sees them) or waits and then sees the wamids.
     await lock_wamids(conn, [o.wamid for o in sent])
+    # Then the lanes, before their heads leave (store/outbox_lanes.py: a message accepted into a
+    # lane meanwhile must be seen as its next head, not lost).
+    await outbox_lanes.lock(conn, [o.message_id for o in outcomes])
+    left: list[str] = []
     sent, clashing = await _unclaimed_wamids(conn, sent)
     failed += clashing
     ours = await _release(conn, owner, [o.message_id for o in sent])
+    left += ours
     sent = [o for o in sent if o.message_id in ours]
     if sent:
         await conn.execute(
@@ -309,6 +270,7 @@ async def record_outcomes(
         recorded |= ours
 
     ours = await _release(conn, owner, [o.message_id for o in failed])
+    left += ours
     failed = [o for o in failed if o.message_id in ours]
     if failed:
         await conn.execute(
@@ -365,6 +327,9 @@ async def record_outcomes(
         )
         recorded |= ours
 
+    await outbox_lanes.move_on(conn, left)
+
+    postponed: list[tuple[str, datetime]] = []
     for o in retries:
         result = await conn.execute(
             update(outbox)
@@ -380,6 +345,7 @@ async def record_outcomes(
         if result.rowcount == 0:
             continue
         recorded.add(o.message_id)
+        postponed.append((o.message_id, o.available_at))
         if o.attempted:
             await conn.execute(
                 update(messages)
@@ -392,5 +358,6 @@ async def record_outcomes(
                     updated_at=now,
                 )
             )
+    await outbox_lanes.postpone(conn, postponed)
     changes = await apply_parked(conn, [o.wamid for o in sent], now=now)
     return recorded, changes

@@ -38,9 +38,13 @@ class BulkInsert:
     driver as tuples. The statement text is built once per dialect.
     """
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    def __init__(
+        self, table: Table, columns: Sequence[str], *, suffix: Mapping[str, str] | None = None
+    ) -> None:
+        """`suffix`, by dialect name, follows the VALUES (an ON CONFLICT clause, say)."""
         self.table = table
         self.columns = tuple(columns)
+        self.suffix = dict(suffix or {})
         self._prepared: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
     def _prepare(self, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
@@ -53,6 +57,8 @@ class BulkInsert:
                 ", ".join(preparer.quote(c) for c in self.columns),
                 ", ".join(mark for _ in self.columns),
             )
+            if dialect.name in self.suffix:
+                sql += " " + self.suffix[dialect.name]
             processors = tuple(
                 self.table.c[c].type._cached_bind_processor(dialect) for c in self.columns
             )

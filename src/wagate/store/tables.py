@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -167,8 +169,24 @@ outbox = Table(
     Column("lease_until", UTCDateTime),
     Column("lease_owner", String(64)),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Index("ix_outbox_available_at", "available_at"),
     Index("ix_outbox_lane", "channel_id", "phone", "message_id"),
+)
+
+# The outbox's lanes (one business number, one recipient) that have messages queued, each with
+# its head: the one message of the lane that may be claimed. `due_at` is when the head may be
+# claimed: its own `available_at`, or, while it is leased, the end of the lease (so a crashed
+# worker's heads come back by themselves). A claim reads the next N rows of ix_outbox_lanes_due
+# and nothing else, however many recipients are waiting. Kept in step with the outbox by
+# store/outbox_lanes.py: a row is added when a message is accepted into an empty lane, and moved
+# on (or removed) when its head leaves or is put back for a retry.
+outbox_lanes = Table(
+    "outbox_lanes",
+    metadata,
+    Column("channel_id", String(40), primary_key=True),
+    Column("phone", String(20), primary_key=True),
+    Column("head_id", String(40), nullable=False, unique=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Index("ix_outbox_lanes_due", "due_at", "head_id"),
 )
 
 message_events = Table(
@@ -302,8 +320,53 @@ callback_deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
     Index("ix_callback_deliveries_due", "status", "available_at"),
-    Index("ix_callback_deliveries_lane", "lane", "seq"),
     Index("ix_callback_deliveries_account", "account_id", "status", "seq"),
+    # A lane's next pending event, whatever the lane has delivered before.
+    Index(
+        "ix_callback_deliveries_pending_lane",
+        "lane",
+        "seq",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+# Events queued but not yet placed in their lane: written with the event (a plain insert, so the
+# transactions that queue events never wait for each other or for the sender), and moved into
+# callback_lanes and callback_accounts by the sender's next claim (store/callback_lanes.py).
+callback_arrivals = Table(
+    "callback_arrivals",
+    metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("lane", String(160), nullable=False),
+    Column("account_id", String(40), nullable=False),
+)
+
+# The callback lanes with pending events, each with its head (the one event of the lane that may
+# be sent) and when it may be: the head's `available_at`, or the end of its lease.
+callback_lanes = Table(
+    "callback_lanes",
+    metadata,
+    Column("lane", String(160), primary_key=True),
+    Column("account_id", String(40), nullable=False),
+    Column("head_seq", Integer, nullable=False, unique=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Index("ix_callback_lanes_account_due", "account_id", "due_at", "head_seq"),
+)
+
+# Per account with callbacks waiting: when a claim should next look at it (`due_at`; NULL when
+# none of its lanes is waiting), and its receiver's run of failures. A failed attempt backs off
+# the whole account (one probe per retry, not one attempt per waiting event).
+callback_accounts = Table(
+    "callback_accounts",
+    metadata,
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("due_at", UTCDateTime),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("failed_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Index("ix_callback_accounts_due", "due_at"),
 )
 
 # Dashboard users: each belongs to one account and sees only its data.
@@ -331,4 +394,28 @@ dashboard_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Pacing shared through the database (PostgreSQL without Redis): per business number, the
+# theoretical arrival time of its next send (GCRA, microseconds of the database server's clock)
+# and the throttle penalty after Meta's 130429. See dispatch/pacing_db.py.
+channel_pacing = Table(
+    "channel_pacing",
+    metadata,
+    Column("channel_id", String(40), primary_key=True),
+    Column("tat_us", BigInteger, nullable=False),
+    Column("factor", Float),
+    Column("since_us", BigInteger),
+)
+
+# Every running dispatcher's heartbeat, so that each knows how many share the channels' rates
+# (the safe share while Redis is unreachable) and a second one on a SQLite file is refused.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
 )
