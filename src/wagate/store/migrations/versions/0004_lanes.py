@@ -1,7 +1,7 @@
 """lanes as data: outbox and callback lane heads, account backoff, shared pacing, heartbeats
 
 Revision ID: 0004
-Revises: 0006
+Revises: 0002
 Create Date: 2026-12-06 10:00:00
 
 Builds the lane tables from what is queued: each outbox lane's oldest message and each callback
@@ -17,7 +17,7 @@ from alembic import op
 import wagate.store.tables
 
 revision = "0004"
-down_revision = "0006"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 finding a shared webhook's channels by WABA
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-08 10:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
