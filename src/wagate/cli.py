@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wagate import __version__, cli_send, cli_templates
+from wagate import __version__, cli_send, cli_templates, secret_box
 from wagate.asgi import LateASGI
+from wagate.cli_secrets import owner_only_folder, prepare_database, secrets_app
 from wagate.cli_server import (
     POINT_ELSEWHERE,
     ServerOpt,
@@ -54,6 +55,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
 users_app = typer.Typer(help="Dashboard users (argon2 password hashes).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 cli_send.register(app)
 cli_templates.register(app)
 
@@ -73,8 +75,7 @@ def _fail(message: str, code: int = 1) -> None:
 def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction on the configured database (migrated first)."""
     settings = Settings()
-    url = settings.resolved_database_url
-    migrate(url)
+    url = prepare_database(settings)
 
     async def run() -> T:
         engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
@@ -139,8 +140,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
 
     settings = Settings(host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
-    url = settings.resolved_database_url
-    migrate(url)
+    url = prepare_database(settings)
     clock = SystemClock()
 
     async def decide() -> bool:
@@ -388,8 +388,13 @@ def worker(
 def migrate_command() -> None:
     """Bring the database schema up to date."""
     settings = Settings()
+    owner_only_folder(settings.data_dir)
     url = settings.resolved_database_url
-    done = migrate(url)
+    try:
+        done = migrate(url, secret_box=secret_box.configure(settings))
+    except secret_box.SecretKeyError as exc:
+        _fail(str(exc))
+        return
     where = url.split("///", 1)[1] if url.startswith("sqlite") else _safe_url(url)
     console.print(f"{where}: {done.describe()}")
 
