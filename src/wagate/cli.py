@@ -773,6 +773,59 @@ def users_set_password(
         console.print(f"password changed for {data['email']}")
 
 
+@users_app.command("set-role")
+def users_set_role(
+    email: Annotated[str, typer.Option(help="The user's email")],
+    role: Annotated[str, typer.Option(help="admin or member")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a user an admin or a member (an account always keeps one admin)."""
+    from wagate.store import users as user_store
+
+    if role not in ("admin", "member"):
+        _fail("--role: admin or member")
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await user_store.set_admin(
+            conn, account_id=None, email=email, is_admin=role == "admin"
+        )
+
+    changed = _users_db(work)
+    if as_json:
+        _emit({"email": changed["email"], "role": role}, True)
+    else:
+        console.print(f"{changed['email']} is now {'an admin' if role == 'admin' else 'a member'}")
+
+
+@users_app.command("remove")
+def users_remove(
+    email: Annotated[str, typer.Option(help="The user's email")], as_json: JsonOpt = False
+) -> None:
+    """Remove a dashboard user and end their sessions (never an account's last admin)."""
+    from wagate.store import users as user_store
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await user_store.remove_user(conn, account_id=None, email=email)
+
+    gone = _users_db(work)
+    if as_json:
+        _emit({"email": gone["email"], "removed": True}, True)
+    else:
+        console.print(f"removed {gone['email']}")
+
+
+def _users_db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    from wagate.store import users as user_store
+
+    try:
+        return _db(work)
+    except user_store.UnknownUser:
+        _fail("no user with that email")
+    except user_store.LastAdmin as exc:
+        _fail(str(exc))
+    raise AssertionError  # unreachable
+
+
 # ---------------------------------------------------------------- sandbox
 
 
