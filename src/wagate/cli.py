@@ -640,13 +640,19 @@ def _minute(value: Any) -> str:
 @tokens_app.command("revoke")
 def tokens_revoke(
     token_id: Annotated[str, typer.Argument(help="Token id (tok_…) or prefix")],
+    account: Annotated[
+        str | None, typer.Option(help="Only a token of this account (default: any)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a token; it stops working at once."""
 
     async def work(conn: AsyncConnection) -> bool:
         return await account_store.revoke_token(
-            conn, token_id=token_id, account_id=None, now=SystemClock().now()
+            conn,
+            token_id=token_id,
+            account_id=await _account_id(conn, account),
+            now=SystemClock().now(),
         )
 
     revoked = _db(work)
