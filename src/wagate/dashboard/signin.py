@@ -2,10 +2,11 @@
 (client address, email) so that a flood from elsewhere cannot lock the real user out, unknown
 emails treated exactly like known ones (same answers, same timing).
 
-- `PasswordHashing`: argon2 (64 MiB, ~0.2 s) runs on `WORKERS` threads of its own with at most
-  `WAITING` more queued; beyond that a sign-in is refused at once (503 with Retry-After), so a
-  flood never queues without end, and never takes the threads that `/readyz`, the database and
-  the API use (asyncio's default pool).
+- `PasswordHashing`: argon2 (64 MiB, ~0.2 s) runs on `WORKERS` threads of its own, at the
+  lowest CPU priority, with at most `WAITING` more queued; beyond that a sign-in is refused at
+  once (503 with Retry-After), so a flood never queues without end, never takes the threads that
+  `/readyz`, the database and the API use (asyncio's default pool), and never takes the CPU
+  from the event loop.
 - `SignInThrottle`: failure counts in a bounded LRU (at most `capacity` keys; attacker-chosen
   emails and addresses evict the oldest entries, never grow memory). A key is the address and
   the email together; an address also has a count across all emails, with a higher allowance,
@@ -14,7 +15,9 @@ emails treated exactly like known ones (same answers, same timing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -67,14 +70,22 @@ class PasswordHashing:
     """argon2 on a bounded pool of its own: `run` raises HashingBusy when `workers + waiting`
     hashes are in flight already, instead of queueing."""
 
-    WORKERS = 2
-    WAITING = 6
+    # One thread on a machine of two cores or fewer: a hash at a time (argon2 itself runs its
+    # lanes on several threads) leaves the other core to the API.
+    WORKERS = 1 if (os.cpu_count() or 1) <= 2 else 2
+    WAITING = 4
 
     def __init__(self, workers: int = WORKERS, waiting: int = WAITING) -> None:
         self.limit = workers + waiting
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wagate-argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="wagate-argon2", initializer=_lowest_priority
+        )
         self._in_flight = 0
         self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self._in_flight >= self.limit
 
     async def run(self, work: Callable[..., T], *args: object) -> T:
         with self._lock:
@@ -89,6 +100,14 @@ class PasswordHashing:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lowest_priority() -> None:
+    """Run this hashing thread (and the threads argon2 starts from it, which inherit it) at the
+    lowest CPU priority: on a busy machine the event loop, which answers the API and the
+    probes, goes first, and hashing takes the time left (Linux: niceness is per thread)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _verify_unknown(password: str) -> bool:
@@ -171,14 +190,15 @@ async def attempt_sign_in(
     email: str,
     password: str,
 ) -> Outcome:
-    """Check `email` and `password` from `address`; on success open a session. Failed and
-    blocked attempts answer no sooner than FAILED_SIGN_IN_SECONDS after they started."""
+    """Check `email` and `password` from `address`; on success open a session. Failed, blocked
+    and refused (busy) attempts answer no sooner than FAILED_SIGN_IN_SECONDS after they started."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     outcome = await _check(
         services, throttle, hashing, address, user_store.normalize_email(email), password
     )
-    if not isinstance(outcome, SignedIn | Busy):
+    if not isinstance(outcome, SignedIn):
+        # Refusals too: a flooding client waits for each answer instead of looping on them.
         await asyncio.sleep(max(0.0, FAILED_SIGN_IN_SECONDS - (loop.time() - started)))
     return outcome
 
@@ -197,6 +217,8 @@ async def _check(
         # Counted per address, so a block says nothing of whether the email exists, and
         # checking no password keeps a blocked flood off the hashing pool.
         return Blocked((until - now).total_seconds())
+    if hashing.full:  # answered before any lookup: a flood's refusals cost next to nothing
+        return Busy()
     async with services.engine.connect() as conn:
         user = await user_store.find_user(conn, email=email)
     try:
