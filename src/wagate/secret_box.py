@@ -16,8 +16,10 @@ not a decryption."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -150,6 +152,22 @@ def write_key_file(path: Path, keys: Sequence[str]) -> None:
     os.replace(temporary, path)
 
 
+def _create_key_file(path: Path) -> None:
+    """A new key file, unless another process (an api and a worker starting together) made one
+    first: written under a name of its own, then linked into place, which fails if taken."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_key() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+
+
 def load(settings: Settings, *, create: bool = True) -> SecretBox:
     """The box for this configuration: `WAGATE_SECRET_KEY`, else the data folder's key file
     (made now when `create` and it does not exist)."""
@@ -160,7 +178,7 @@ def load(settings: Settings, *, create: bool = True) -> SecretBox:
     if not path.exists():
         if not create:
             raise SecretKeyError(f"no secret key: {ENV} is not set and {path} does not exist")
-        write_key_file(path, [new_key()])
+        _create_key_file(path)
     elif path.stat().st_mode & 0o077:
         path.chmod(0o600)
     return SecretBox(parse_keys(path.read_text(), source=str(path)), source=str(path))

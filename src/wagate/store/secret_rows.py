@@ -8,8 +8,10 @@ connection, in one transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, column, select, table, update
+from sqlalchemy.exc import IntegrityError
 
 from wagate.secret_box import PREFIX, SecretBox, SecretKeyError, is_sealed
 
@@ -111,16 +113,30 @@ def write_check(conn: Connection, box: SecretBox) -> None:
         conn.execute(update(_check).where(_check.c.id == 1).values(sealed=sealed))
 
 
+def _first_check(engine: Engine, box: SecretBox) -> Any:
+    """The stored check, or None after writing the first one (with this box's key). Of two
+    processes starting at once on a new database, one writes it and the other reads it."""
+    for _ in range(2):
+        try:
+            with engine.begin() as conn:
+                row = conn.execute(select(_check.c.sealed).where(_check.c.id == 1)).first()
+                if row is not None:
+                    return row
+                write_check(conn, box)
+                if has_plaintext(conn):
+                    reseal_all(conn, box, plaintext_only=True)
+                return None
+        except IntegrityError:
+            continue
+    raise SecretKeyError("could not record the secret key check; try again")
+
+
 def check_key(engine: Engine, box: SecretBox) -> None:
     """Raise SecretKeyError, with what to do, unless `box` opens what this database was sealed
     with; a database without a check yet gets one (sealed with the box's first key)."""
-    with engine.begin() as conn:
-        row = conn.execute(select(_check.c.sealed).where(_check.c.id == 1)).first()
-        if row is None:
-            write_check(conn, box)
-            if has_plaintext(conn):
-                reseal_all(conn, box, plaintext_only=True)
-            return
+    row = _first_check(engine, box)
+    if row is None:
+        return
     stored = str(row.sealed)
     try:
         opened = box.open(stored) if stored.startswith(PREFIX) else None
