@@ -2,8 +2,8 @@
 (client address, email) so that a flood from elsewhere cannot lock the real user out, unknown
 emails treated exactly like known ones (same answers, same timing).
 
-- `PasswordHashing`: argon2 (64 MiB, ~0.2 s) runs on `WORKERS` threads of its own, at the
-  lowest CPU priority, with at most `WAITING` more queued; beyond that a sign-in is refused at
+- `PasswordHashing`: argon2 (64 MiB, ~0.2 s) runs on `WORKERS` threads of its own, at a
+  low CPU priority, with at most `WAITING` more queued; beyond that a sign-in is refused at
   once (503 with Retry-After), so a flood never queues without end, never takes the threads that
   `/readyz`, the database and the API use (asyncio's default pool), and never takes the CPU
   from the event loop.
@@ -78,7 +78,7 @@ class PasswordHashing:
     def __init__(self, workers: int = WORKERS, waiting: int = WAITING) -> None:
         self.limit = workers + waiting
         self._pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="wagate-argon2", initializer=_lowest_priority
+            max_workers=workers, thread_name_prefix="wagate-argon2", initializer=_low_priority
         )
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -102,12 +102,18 @@ class PasswordHashing:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _lowest_priority() -> None:
-    """Run this hashing thread (and the threads argon2 starts from it, which inherit it) at the
-    lowest CPU priority: on a busy machine the event loop, which answers the API and the
-    probes, goes first, and hashing takes the time left (Linux: niceness is per thread)."""
+NICENESS = 10
+"""The hashing threads' niceness: the event loop (0) outweighs them ten to one for the CPU,
+while they are not starved outright on a machine busy with other work (19 starved them for
+seconds)."""
+
+
+def _low_priority() -> None:
+    """Run this hashing thread (and the threads argon2 starts from it, which inherit it) at a
+    low CPU priority: on a busy machine the event loop, which answers the API and the probes,
+    goes first, and hashing takes the time left (Linux: niceness is per thread)."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
 
 
 def _verify_unknown(password: str) -> bool:
