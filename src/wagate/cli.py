@@ -756,7 +756,8 @@ def users_set_password(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Give a user a new password; lifts a sign-in block and signs them out everywhere."""
+    """Give a user a new password and sign them out everywhere (a running server's sign-in
+    blocks end by themselves, within 15 minutes; a reset from the dashboard lifts them)."""
     from wagate.store import users as user_store
 
     secret, generated = _password_or_new(password)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.dashboard import PASSWORD, add_user, try_sign_in
+from tests.support.dashboard import PASSWORD, add_user, sign_in, try_sign_in
 from tests.support.harness import BASE, Harness, running_gateway
 from tests.support.tenants import sqlite_url
 from wagate.clock import ManualClock
@@ -25,6 +25,7 @@ from wagate.dashboard.signin import (
     SignInThrottle,
     address_key,
 )
+from wagate.store import users as user_store
 
 ADMIN = "admin@localhost"
 
@@ -128,3 +129,24 @@ def test_addresses_are_counted_as_people_hold_them() -> None:
     assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
     assert address_key("::ffff:198.51.100.7") == "198.51.100.7"
     assert address_key(None) == "unknown"
+
+
+async def test_an_admins_reset_lifts_the_users_block(gateway: Harness) -> None:
+    await add_user(gateway.engine, account="sandbox", email="forgetful@example.com")
+    async with browser_at(gateway, "198.51.100.40") as user:
+        for _ in range(FREE_FAILURES):
+            last = await try_sign_in(user, "forgetful@example.com", "not it")
+        assert last.status_code == 429
+    async with browser_at(gateway, "198.51.100.41") as admin:
+        csrf = await sign_in(admin, ADMIN)
+        async with gateway.engine.connect() as conn:
+            found = await user_store.find_user(conn, email="forgetful@example.com")
+        assert found is not None
+        reset = await admin.post(
+            f"/settings/users/{found['id']}/password",
+            data={"csrf_token": csrf, "password": "a fresh password"},
+        )
+        assert reset.status_code == 303
+    async with browser_at(gateway, "198.51.100.40") as user:
+        again = await try_sign_in(user, "forgetful@example.com", "a fresh password")
+    assert again.status_code == 303, again.text

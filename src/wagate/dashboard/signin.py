@@ -172,6 +172,11 @@ class SignInThrottle:
     def succeeded(self, address: str, email: str) -> None:
         self._seen.pop((address, email), None)
 
+    def forget_email(self, email: str) -> None:
+        """Lift every block on `email` (an admin reset its password)."""
+        for key in [k for k in self._seen if k[1] == email]:
+            del self._seen[key]
+
     def _count(
         self, key: tuple[str, str], now: datetime, block: Callable[[int], timedelta | None]
     ) -> datetime | None:

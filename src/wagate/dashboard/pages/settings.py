@@ -254,12 +254,17 @@ async def reset_password(user_id: str, request: Request, posted: AdminForm) -> R
         raise DashboardError(f"The new password: {problem}", status=422)
     password = chosen or secrets.token_urlsafe(12)
     password_hash = await _hash(request, password)
+    reset_emails: list[str] = []
 
     async def change(conn: AsyncConnection, account_id: str, target: str) -> dict[str, Any]:
         reset = await user_store.reset_password(
             conn, account_id=account_id, user_id=target, password_hash=password_hash
         )
+        reset_emails.append(str(reset["email"]))
         shown = None if chosen else password
         return {"kind": "password", "email": reset["email"], "password": shown}
 
-    return await _change(request, posted, user_id, change)
+    answer = await _change(request, posted, user_id, change)
+    for email in reset_emails:  # their sign-in blocks end with the old password
+        dashboard_of(request).sign_in_throttle.forget_email(email)
+    return answer
