@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate import secret_box
 from wagate.clock import Clock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
@@ -91,6 +92,7 @@ async def sandbox_wanted(settings: Settings, engine: AsyncEngine) -> bool:
 async def ensure_sandbox(settings: Settings, engine: AsyncEngine, clock: Clock) -> SandboxReady:
     """Make sure the sandbox account and channel exist; mint a token on the very first start."""
     identity = SandboxIdentity.load_or_create(settings.data_dir)
+    secret_box.configure(settings)  # its channel's secrets are sealed like any other's
     graph_url = settings.local_url + "/sandbox/graph"
     new_token = None
     async with write_tx(engine) as conn:

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wagate import __version__, cli_send, cli_templates
+from wagate import __version__, cli_send, cli_templates, secret_box
 from wagate.asgi import LateASGI
+from wagate.cli_secrets import owner_only_folder, prepare_database, secrets_app
 from wagate.cli_server import (
     POINT_ELSEWHERE,
     ServerOpt,
@@ -54,6 +55,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(sandbox_app, name="sandbox")
 users_app = typer.Typer(help="Dashboard users (argon2 password hashes).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 cli_send.register(app)
 cli_templates.register(app)
 
@@ -73,8 +75,7 @@ def _fail(message: str, code: int = 1) -> None:
 def _db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction on the configured database (migrated first)."""
     settings = Settings()
-    url = settings.resolved_database_url
-    migrate(url)
+    url = prepare_database(settings)
 
     async def run() -> T:
         engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
@@ -139,8 +140,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
 
     settings = Settings(host=host, port=port)
     configure_logging(settings.log_level, settings.log_format)
-    url = settings.resolved_database_url
-    migrate(url)
+    url = prepare_database(settings)
     clock = SystemClock()
 
     async def decide() -> bool:
@@ -388,8 +388,13 @@ def worker(
 def migrate_command() -> None:
     """Bring the database schema up to date."""
     settings = Settings()
+    owner_only_folder(settings.data_dir)
     url = settings.resolved_database_url
-    done = migrate(url)
+    try:
+        done = migrate(url, secret_box=secret_box.configure(settings))
+    except secret_box.SecretKeyError as exc:
+        _fail(str(exc))
+        return
     where = url.split("///", 1)[1] if url.startswith("sqlite") else _safe_url(url)
     console.print(f"{where}: {done.describe()}")
 
@@ -635,13 +640,19 @@ def _minute(value: Any) -> str:
 @tokens_app.command("revoke")
 def tokens_revoke(
     token_id: Annotated[str, typer.Argument(help="Token id (tok_…) or prefix")],
+    account: Annotated[
+        str | None, typer.Option(help="Only a token of this account (default: any)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a token; it stops working at once."""
 
     async def work(conn: AsyncConnection) -> bool:
         return await account_store.revoke_token(
-            conn, token_id=token_id, account_id=None, now=SystemClock().now()
+            conn,
+            token_id=token_id,
+            account_id=await _account_id(conn, account),
+            now=SystemClock().now(),
         )
 
     revoked = _db(work)
@@ -745,7 +756,8 @@ def users_set_password(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Give a user a new password; lifts a sign-in block and signs them out everywhere."""
+    """Give a user a new password and sign them out everywhere (a running server's sign-in
+    blocks end by themselves, within 15 minutes; a reset from the dashboard lifts them)."""
     from wagate.store import users as user_store
 
     secret, generated = _password_or_new(password)
@@ -766,6 +778,59 @@ def users_set_password(
         console.print(secret, style="bold green", soft_wrap=True)
     else:
         console.print(f"password changed for {data['email']}")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    email: Annotated[str, typer.Option(help="The user's email")],
+    role: Annotated[str, typer.Option(help="admin or member")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a user an admin or a member (an account always keeps one admin)."""
+    from wagate.store import users as user_store
+
+    if role not in ("admin", "member"):
+        _fail("--role: admin or member")
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await user_store.set_admin(
+            conn, account_id=None, email=email, is_admin=role == "admin"
+        )
+
+    changed = _users_db(work)
+    if as_json:
+        _emit({"email": changed["email"], "role": role}, True)
+    else:
+        console.print(f"{changed['email']} is now {'an admin' if role == 'admin' else 'a member'}")
+
+
+@users_app.command("remove")
+def users_remove(
+    email: Annotated[str, typer.Option(help="The user's email")], as_json: JsonOpt = False
+) -> None:
+    """Remove a dashboard user and end their sessions (never an account's last admin)."""
+    from wagate.store import users as user_store
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await user_store.remove_user(conn, account_id=None, email=email)
+
+    gone = _users_db(work)
+    if as_json:
+        _emit({"email": gone["email"], "removed": True}, True)
+    else:
+        console.print(f"removed {gone['email']}")
+
+
+def _users_db(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    from wagate.store import users as user_store
+
+    try:
+        return _db(work)
+    except user_store.UnknownUser:
+        _fail("no user with that email")
+    except user_store.LastAdmin as exc:
+        _fail(str(exc))
+    raise AssertionError  # unreachable
 
 
 # ---------------------------------------------------------------- sandbox

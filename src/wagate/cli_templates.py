@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wagate.cli_secrets import prepare_database
 from wagate.cli_server import ServerOpt, target
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.store import accounts as account_store
 from wagate.store import templates as template_store
-from wagate.store.db import make_async_engine, migrate
+from wagate.store.db import make_async_engine
 from wagate.template_sync import ChannelSync, fetch_channels, graph_clients, store_synced
 
 T = TypeVar("T")
@@ -44,8 +45,7 @@ def _fail(message: str) -> None:
 def _run(work: Callable[[Settings, AsyncEngine], Awaitable[T]]) -> T:
     """Run `work` against the configured database (migrated first)."""
     settings = Settings()
-    url = settings.resolved_database_url
-    migrate(url)
+    url = prepare_database(settings)
 
     async def run() -> T:
         engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.support.dashboard import add_user, client_for, counting_queries, sign_in
 from tests.support.harness import Harness, running_gateway
+from wagate import secret_box
 from wagate.store.tables import channels
 
 CUSTOMER = "+14155552671"
@@ -30,7 +31,7 @@ async def signed_in(
 
 async def add_acme(gateway: Harness) -> dict[str, str]:
     """A second account with its own user, channel, token and message."""
-    await add_user(gateway.engine, account="acme", email="acme@example.com")
+    await add_user(gateway.engine, account="acme", email="acme@example.com", is_admin=True)
     async with client_for(gateway.app) as acme:
         csrf = await sign_in(acme, "acme@example.com")
         added = await acme.post(
@@ -68,7 +69,7 @@ async def sandbox_message(gateway: Harness, text: str = "Your order ships today"
 
 
 async def test_each_account_sees_only_its_own(gateway: Harness) -> None:
-    await add_user(gateway.engine, account="sandbox", email=ME)
+    await add_user(gateway.engine, account="sandbox", email=ME, is_admin=True)
     acme = await add_acme(gateway)
     theirs = await sandbox_message(gateway, "sandbox account's secret plans")
     async with client_for(gateway.app) as browser:
@@ -166,7 +167,7 @@ async def test_tokens_made_here_work_at_once_and_stop_at_once(gateway: Harness) 
 
 
 async def test_channel_secrets_are_write_only(gateway: Harness) -> None:
-    await add_user(gateway.engine, account="acme", email=ME)
+    await add_user(gateway.engine, account="acme", email=ME, is_admin=True)
     async with signed_in(gateway) as (browser, csrf):
         form = {
             "csrf_token": csrf,
@@ -201,7 +202,10 @@ async def test_channel_secrets_are_write_only(gateway: Harness) -> None:
         row = (
             await conn.execute(select(channels).where(channels.c.id == channel_id.group(1)))
         ).one()
-    assert (row.access_token, row.app_secret, row.mps) == (
+    # Stored sealed (SPEC §10), and kept as they were when left blank.
+    assert row.access_token.startswith(secret_box.PREFIX)
+    opened = (secret_box.open_secret(row.access_token), secret_box.open_secret(row.app_secret))
+    assert (*opened, row.mps) == (
         "EAAG-secret-access-token",
         "app-secret-value-abcd",
         40,
@@ -209,7 +213,7 @@ async def test_channel_secrets_are_write_only(gateway: Harness) -> None:
 
 
 async def test_the_sandbox_channel_is_not_editable(gateway: Harness) -> None:
-    await add_user(gateway.engine, account="sandbox", email=ME)
+    await add_user(gateway.engine, account="sandbox", email=ME, is_admin=True)
     async with signed_in(gateway) as (browser, _):
         page = (await browser.get("/channels")).text
         assert "/edit" not in page

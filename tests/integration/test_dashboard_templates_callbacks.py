@@ -94,7 +94,7 @@ async def test_sync_preview_and_send_a_template_then_tap_its_quick_reply(
 async def test_callback_settings_dead_letters_and_replay(database_url: str, tmp_path: Path) -> None:
     quick = {"callback_retry_base": 0.2, "callback_retry_max": 0.4, "callback_give_up_after": 1.0}
     async with running_gateway(database_url, tmp_path / "data", **quick) as gateway:
-        await add_user(gateway.engine, account="sandbox", email=ME)
+        await add_user(gateway.engine, account="sandbox", email=ME, is_admin=True)
         receiver = Receiver(fail_with=500)
         with receiving(receiver, free_port()) as url:
             async with client_for(gateway.app) as browser:

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wagate import __version__
+from wagate import __version__, secret_box
 from wagate.api import (
     batch,
     callbacks,
@@ -53,6 +53,7 @@ def create_app(
 ) -> FastAPI:
     """`sandbox`, when given, is the simulator's ASGI app, mounted at /sandbox."""
     clock = clock or SystemClock()
+    secret_box.configure(settings)  # the key its stored secrets are sealed with
     services = Services(settings=settings, engine=engine, clock=clock)
 
     @contextlib.asynccontextmanager

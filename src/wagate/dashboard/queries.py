@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate import secret_box
 from wagate.dashboard.rules import ChannelForm
 from wagate.domain.window import window_expires_at, window_open
 from wagate.store.accounts import AlreadyExists, Channel, channel_from_row
@@ -49,9 +50,9 @@ async def update_channel(
         "mps": form.mps,
     }
     if form.access_token:
-        values["access_token"] = form.access_token
+        values["access_token"] = secret_box.seal(form.access_token)
     if form.app_secret:
-        values["app_secret"] = form.app_secret
+        values["app_secret"] = secret_box.seal(form.app_secret)
     result = await conn.execute(
         update(channels)
         .where(

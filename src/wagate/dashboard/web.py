@@ -29,7 +29,7 @@ from wagate.api.request_log import note_account
 from wagate.dashboard.flash import Flashes
 from wagate.dashboard.formatting import whatsapp_html
 from wagate.dashboard.rules import phone_digits
-from wagate.dashboard.signin import UnknownEmails
+from wagate.dashboard.signin import PasswordHashing, SignInThrottle
 from wagate.store import users as user_store
 from wagate.store.users import SignedInUser
 
@@ -81,6 +81,20 @@ class CsrfRefused(DashboardError):
         super().__init__(
             "The form was sent without its security token, or from another page. Go back, "
             "reload the page and try again."
+        )
+
+
+class AdminsOnly(DashboardError):
+    """A member (not an admin) tried to add or change channels, users or callback settings
+    (SPEC §10): nothing was changed."""
+
+    status = 403
+    title = "Admins only"
+
+    def __init__(self, doing: str = "change this") -> None:
+        super().__init__(
+            f"Only an admin of this account can {doing}. Ask an admin (Settings → Users lists "
+            "them) to do it, or to make you an admin."
         )
 
 
@@ -149,7 +163,8 @@ class Dashboard:
 
     services: Services
     sandbox: Any = None  # the in-process wagate.sandbox.Sandbox, when there is one
-    unknown_emails: UnknownEmails = field(default_factory=UnknownEmails)
+    sign_in_throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    hashing: PasswordHashing = field(default_factory=PasswordHashing)
     flashes: Flashes = field(default_factory=Flashes)
 
 
@@ -251,6 +266,24 @@ async def posted(request: Request, user: SignedIn) -> Posted:
 
 
 PostedForm = Annotated[Posted, Depends(posted)]
+
+
+async def admin_signed_in(user: SignedIn) -> SignedInUser:
+    """A signed-in admin, for the pages of forms only admins may send."""
+    if not user.is_admin:
+        raise AdminsOnly("add or change channels, users and callback settings")
+    return user
+
+
+async def admin_posted(form: PostedForm) -> Posted:
+    """A POSTed form (its CSRF token checked first) from an admin; a member gets 403."""
+    if not form.user.is_admin:
+        raise AdminsOnly("add or change channels, users and callback settings")
+    return form
+
+
+AdminSignedIn = Annotated[SignedInUser, Depends(admin_signed_in)]
+AdminForm = Annotated[Posted, Depends(admin_posted)]
 
 
 def sign_in_redirect(request: Request) -> Response:

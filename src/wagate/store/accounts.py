@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate import secret_box
 from wagate.ids import new_id
 from wagate.store.tables import accounts, api_tokens, channels
 
@@ -168,7 +169,11 @@ async def touch_token(conn: AsyncConnection, *, token_id: str, now: datetime) ->
 
 
 def channel_from_row(row: Any) -> Channel:
-    return Channel(**{k: row[k] for k in Channel.__dataclass_fields__})
+    """A channel as stored, its secrets opened (wagate.secret_box caches each opening)."""
+    fields = {k: row[k] for k in Channel.__dataclass_fields__}
+    fields["access_token"] = secret_box.open_secret(fields["access_token"])
+    fields["app_secret"] = secret_box.open_secret(fields["app_secret"])
+    return Channel(**fields)
 
 
 async def add_channel(
@@ -200,8 +205,8 @@ async def add_channel(
         "phone_number_id": phone_number_id,
         "waba_id": waba_id,
         "display_phone_number": display_phone_number,
-        "access_token": access_token,
-        "app_secret": app_secret,
+        "access_token": secret_box.seal(access_token),
+        "app_secret": secret_box.seal(app_secret),
         "verify_token": verify_token,
         "graph_url": graph_url.rstrip("/"),
         "mps": mps,

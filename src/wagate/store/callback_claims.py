@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate import secret_box
 from wagate.domain.callbacks import RetryPolicy, account_retry_at
 from wagate.store import callback_lanes
 from wagate.store.callbacks import DELIVERED, FAILED, PENDING
@@ -169,7 +170,7 @@ async def claim(
             attempts=r.attempts,
             created_at=r.created_at,
             url=r.callback_url,
-            secret=r.callback_secret,
+            secret=secret_box.open_optional(r.callback_secret),
         )
         for r in rows
     ]

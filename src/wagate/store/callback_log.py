@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wagate import secret_box
 from wagate.domain.callbacks import iso
 from wagate.store import callback_lanes
 from wagate.store.callbacks import PENDING
@@ -49,7 +50,9 @@ async def get_callback(conn: AsyncConnection, *, account_id: str) -> CallbackSet
     row = result.first()
     if row is None:
         return None
-    return CallbackSettings(account_id, row.callback_url, row.callback_secret)
+    return CallbackSettings(
+        account_id, row.callback_url, secret_box.open_optional(row.callback_secret)
+    )
 
 
 async def set_callback(
@@ -67,7 +70,7 @@ async def set_callback(
     await conn.execute(
         update(accounts)
         .where(accounts.c.id == account_id)
-        .values(callback_url=url, callback_secret=secret)
+        .values(callback_url=url, callback_secret=secret_box.seal_optional(secret))
     )
     return CallbackSettings(account_id, url, secret)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from wagate.secret_box import SecretBox
 from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_inline
 
 log = logging.getLogger("wagate.store")
@@ -44,6 +46,21 @@ def sync_url(url: str) -> str:
 def _sqlite_path(url: URL) -> Path | None:
     """The database file (without the URL's driver options), or None in memory."""
     return Path(url.database) if url.database and url.database != ":memory:" else None
+
+
+def owner_only_sqlite(path: Path) -> None:
+    """The database file and its -wal and -shm made readable by their owner only (SPEC §10):
+    created 0600 before SQLite opens it (SQLite gives its -wal and -shm the database file's
+    mode), and tightened when an older start left them wider; a folder made for it is 0700."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for item in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if item.stat().st_mode & 0o077:
+                item.chmod(0o600)
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -82,7 +99,7 @@ def make_async_engine(url: str, *, synchronous: str = "FULL") -> AsyncEngine:
         parsed = make_url(url)
         path = _sqlite_path(parsed)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            owner_only_sqlite(path)
         if path is None or parsed.query:
             # In memory, or with driver options in the URL: plain aiosqlite, which reads them.
             engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
@@ -101,17 +118,18 @@ def make_sync_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     if is_sqlite(url):
         path = _sqlite_path(make_url(url))
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            owner_only_sqlite(path)
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT})
         _configure_sqlite(engine, _check_synchronous(synchronous))
         return engine
     return create_engine(url, poolclass=NullPool)
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _alembic_config(engine: Engine, secret_box: SecretBox | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    cfg.attributes["secret_box"] = secret_box
     return cfg
 
 
@@ -141,12 +159,13 @@ def _revision_and_tables(engine: Engine) -> tuple[str | None, set[str]]:
         )
 
 
-def migrate(url: str) -> Migrated:
-    """Bring the database to the newest schema (safe to run at every start)."""
+def migrate(url: str, *, secret_box: SecretBox | None = None) -> Migrated:
+    """Bring the database to the newest schema (safe to run at every start). `secret_box` seals
+    secrets left in clear (default: the process's, see wagate.secret_box)."""
     engine = make_sync_engine(url)
     try:
         before, tables_before = _revision_and_tables(engine)
-        command.upgrade(_alembic_config(engine), "head")
+        command.upgrade(_alembic_config(engine, secret_box), "head")
         after, tables_after = _revision_and_tables(engine)
     finally:
         engine.dispose()

@@ -97,9 +97,18 @@ accounts = Table(
     Column("api_rate", Integer, nullable=False, server_default="1000"),
     Column("created_at", UTCDateTime, nullable=False),
     # Where wagate POSTs message.status / message.inbound events, and the HMAC key that signs
-    # them (kept in clear: it signs, so it cannot be a hash).
+    # them (it signs, so it cannot be a hash: sealed by wagate.secret_box instead).
     Column("callback_url", Text),
-    Column("callback_secret", String(128)),
+    Column("callback_secret", Text),
+)
+
+# One value sealed with the secret key: a process started with another key finds out at start
+# (and says so) instead of failing at its first send (wagate.store.secret_rows).
+secret_key_check = Table(
+    "secret_key_check",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sealed", Text, nullable=False),
 )
 
 api_tokens = Table(
@@ -123,6 +132,7 @@ channels = Table(
     Column("phone_number_id", String(64), nullable=False, unique=True),
     Column("waba_id", String(64), nullable=False, index=True),
     Column("display_phone_number", String(32)),
+    # Sealed by wagate.secret_box (SPEC §10).
     Column("access_token", Text, nullable=False),
     Column("app_secret", Text, nullable=False),
     Column("verify_token", String(200), nullable=False),

@@ -142,6 +142,92 @@ async def set_password(conn: AsyncConnection, *, email: str, password_hash: str)
     return True
 
 
+class UnknownUser(LookupError):
+    """No such user in this account."""
+
+
+class LastAdmin(Exception):
+    """The change would leave the account without an admin (nobody could manage it)."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"{email} is this account's last admin; make another user an admin first")
+
+
+async def _account_user(
+    conn: AsyncConnection, *, account_id: str | None, user_id: str | None, email: str | None
+) -> dict[str, Any]:
+    """The user by id or email, within `account_id` when given; its account's admins are locked
+    (PostgreSQL) so that two changes at once cannot both remove the last admin."""
+    query = select(*_PUBLIC_COLUMNS)
+    if user_id is not None:
+        query = query.where(users.c.id == user_id)
+    if email is not None:
+        query = query.where(users.c.email == normalize_email(email))
+    if account_id is not None:
+        query = query.where(users.c.account_id == account_id)
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
+        raise UnknownUser("no such user" + (" in this account" if account_id else ""))
+    await conn.execute(
+        select(users.c.id)
+        .where(users.c.account_id == row["account_id"], users.c.is_admin)
+        .with_for_update()
+    )
+    return dict(row)
+
+
+async def _other_admins(conn: AsyncConnection, user: dict[str, Any]) -> int:
+    result = await conn.execute(
+        select(func.count())
+        .select_from(users)
+        .where(users.c.account_id == user["account_id"], users.c.is_admin, users.c.id != user["id"])
+    )
+    return int(result.scalar_one())
+
+
+async def remove_user(
+    conn: AsyncConnection,
+    *,
+    account_id: str | None,
+    user_id: str | None = None,
+    email: str | None = None,
+) -> dict[str, Any]:
+    """Remove a user and end their sessions; never the account's last admin."""
+    user = await _account_user(conn, account_id=account_id, user_id=user_id, email=email)
+    if user["is_admin"] and not await _other_admins(conn, user):
+        raise LastAdmin(user["email"])
+    await conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.user_id == user["id"]))
+    await conn.execute(delete(users).where(users.c.id == user["id"]))
+    return user
+
+
+async def set_admin(
+    conn: AsyncConnection,
+    *,
+    account_id: str | None,
+    is_admin: bool,
+    user_id: str | None = None,
+    email: str | None = None,
+) -> dict[str, Any]:
+    """Make a user an admin or a member; never demotes the account's last admin. Takes effect
+    on the user's next page (the role is read with the session)."""
+    user = await _account_user(conn, account_id=account_id, user_id=user_id, email=email)
+    if user["is_admin"] and not is_admin and not await _other_admins(conn, user):
+        raise LastAdmin(user["email"])
+    await conn.execute(update(users).where(users.c.id == user["id"]).values(is_admin=is_admin))
+    return user | {"is_admin": is_admin}
+
+
+async def reset_password(
+    conn: AsyncConnection, *, account_id: str, user_id: str, password_hash: str
+) -> dict[str, Any]:
+    """An admin's reset of a user of their account: the new password, any sign-in block lifted,
+    and every session of the user ended."""
+    user = await _account_user(conn, account_id=account_id, user_id=user_id, email=None)
+    await set_password(conn, email=user["email"], password_hash=password_hash)
+    return user
+
+
 async def count_failed_sign_in(conn: AsyncConnection, *, user_id: str) -> int:
     """One more failed sign-in in a row; returns the count (one atomic statement, so that
     attempts made at the same moment are all counted)."""

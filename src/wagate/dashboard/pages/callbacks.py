@@ -9,7 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wagate.dashboard.rules import mask_secret
-from wagate.dashboard.web import PageNotFound, PostedForm, SignedIn, dashboard_of, render, see_other
+from wagate.dashboard.web import (
+    AdminForm,
+    PageNotFound,
+    PostedForm,
+    SignedIn,
+    dashboard_of,
+    render,
+    see_other,
+)
 from wagate.domain.callbacks import SIGNATURE_HEADER, callback_url_problem
 from wagate.store import callback_log
 from wagate.store.db import write_tx
@@ -76,7 +84,7 @@ async def callbacks(request: Request, user: SignedIn) -> Response:
 
 
 @router.post("/callbacks/settings")
-async def save_settings(request: Request, posted: PostedForm) -> Response:
+async def save_settings(request: Request, posted: AdminForm) -> Response:
     action = posted.text("action")
     url: str | None = posted.text("url").strip()
     services = dashboard_of(request).services

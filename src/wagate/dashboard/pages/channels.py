@@ -12,7 +12,16 @@ from wagate.dashboard.rules import (
     check_channel_form,
     mask_secret,
 )
-from wagate.dashboard.web import PageNotFound, PostedForm, SignedIn, dashboard_of, render, see_other
+from wagate.dashboard.web import (
+    AdminForm,
+    AdminSignedIn,
+    PageNotFound,
+    Posted,
+    SignedIn,
+    dashboard_of,
+    render,
+    see_other,
+)
 from wagate.store import accounts as account_store
 from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
@@ -87,12 +96,12 @@ def _form_page(
 
 
 @router.get("/channels/new")
-async def new_channel(request: Request, user: SignedIn) -> Response:
+async def new_channel(request: Request, user: AdminSignedIn) -> Response:
     return _form_page(request, channel=None, values=_values(None))
 
 
 async def _checked(
-    request: Request, posted: PostedForm, *, new: bool
+    request: Request, posted: Posted, *, new: bool
 ) -> tuple[ChannelForm | None, dict[str, str]]:
     """The form's values, or every problem with them: the form's rules, then whether the
     egress policy lets wagate reach its Graph URL (url_not_allowed, with the reason)."""
@@ -106,7 +115,7 @@ async def _checked(
 
 
 @router.post("/channels")
-async def add_channel(request: Request, posted: PostedForm) -> Response:
+async def add_channel(request: Request, posted: AdminForm) -> Response:
     values = {name: posted.text(name) for name in _FIELDS}
     form, errors = await _checked(request, posted, new=True)
     if form is not None:
@@ -149,13 +158,13 @@ async def _own_channel(request: Request, account_id: str, channel_id: str) -> Ch
 
 
 @router.get("/channels/{channel_id}/edit")
-async def edit_channel(channel_id: str, request: Request, user: SignedIn) -> Response:
+async def edit_channel(channel_id: str, request: Request, user: AdminSignedIn) -> Response:
     channel = await _own_channel(request, user.account_id, channel_id)
     return _form_page(request, channel=channel, values=_values(channel))
 
 
 @router.post("/channels/{channel_id}")
-async def save_channel(channel_id: str, request: Request, posted: PostedForm) -> Response:
+async def save_channel(channel_id: str, request: Request, posted: AdminForm) -> Response:
     channel = await _own_channel(request, posted.user.account_id, channel_id)
     values = {name: posted.text(name) for name in _FIELDS}
     form, errors = await _checked(request, posted, new=False)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wagate.dashboard.rules import email_problem
+from wagate.dashboard.rules import email_problem, password_problem
+from wagate.dashboard.signin import HashingBusy
 from wagate.dashboard.web import (
+    AdminForm,
     DashboardError,
     PageNotFound,
+    Posted,
     PostedForm,
     SignedIn,
     dashboard_of,
@@ -25,6 +29,9 @@ from wagate.store.db import write_tx
 from wagate.store.users import SignedInUser
 
 router = APIRouter(include_in_schema=False)
+
+Change = Callable[[AsyncConnection, str, str], Awaitable[dict[str, Any]]]
+"""A change to a user: (connection, the admin's account, the user's id) -> what to show."""
 
 
 async def _tokens_page(
@@ -106,6 +113,8 @@ async def revoke_token(token_id: str, request: Request, posted: PostedForm) -> R
 
 
 # ---------------------------------------------------------------- users
+# Only admins add, remove, promote, demote or reset users (SPEC §10); every change answers with
+# a redirect (POST, redirect, GET) and what to show once (a new password) travels as a flash.
 
 
 async def _users_page(
@@ -113,9 +122,10 @@ async def _users_page(
     user: SignedInUser,
     *,
     status: int = 200,
-    created: dict[str, Any] | None = None,
+    flash: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     email: str = "",
+    shown_once_gone: bool = False,
 ) -> Response:
     services = dashboard_of(request).services
     async with services.engine.connect() as conn:
@@ -125,23 +135,42 @@ async def _users_page(
         "settings_users.html",
         status=status,
         people=people,
-        created=created,
+        flash=flash or {},
         errors=errors or {},
         email=email,
+        shown_once_gone=shown_once_gone,
     )
 
 
 @router.get("/settings/users")
 async def users(request: Request, user: SignedIn) -> Response:
-    return await _users_page(request, user)
+    done = request.query_params.get("done")
+    if not done:
+        return await _users_page(request, user)
+    shown = dashboard_of(request).flashes.take(user.csrf_token, done)
+    if shown is None:  # a reload: a password is shown once
+        return await _users_page(request, user, shown_once_gone=True)
+    return await _users_page(request, user, flash=shown)
+
+
+def _done(request: Request, user: SignedInUser, flash: dict[str, Any]) -> Response:
+    key = dashboard_of(request).flashes.put(user.csrf_token, flash)
+    return see_other(f"/settings/users?done={key}")
+
+
+async def _hash(request: Request, password: str) -> str:
+    try:
+        return await dashboard_of(request).hashing.run(user_store.hash_password, password)
+    except HashingBusy:
+        raise DashboardError(
+            "The server is busy checking passwords. Try again in a few seconds.",
+            title="Busy",
+            status=503,
+        ) from None
 
 
 @router.post("/settings/users")
-async def add_user(request: Request, posted: PostedForm) -> Response:
-    if not posted.user.is_admin:
-        raise DashboardError(
-            "Only an admin of this account can add users.", title="Admins only", status=403
-        )
+async def add_user(request: Request, posted: AdminForm) -> Response:
     email = user_store.normalize_email(posted.text("email"))
     problem = email_problem(email)
     if problem:
@@ -149,7 +178,7 @@ async def add_user(request: Request, posted: PostedForm) -> Response:
             request, posted.user, status=422, errors={"email": problem}, email=email
         )
     password = secrets.token_urlsafe(12)
-    password_hash = await asyncio.to_thread(user_store.hash_password, password)
+    password_hash = await _hash(request, password)
     services = dashboard_of(request).services
     try:
         async with write_tx(services.engine) as conn:
@@ -169,6 +198,73 @@ async def add_user(request: Request, posted: PostedForm) -> Response:
             errors={"email": "Someone already signs in with this email."},
             email=email,
         )
-    return await _users_page(
-        request, posted.user, status=201, created={"email": email, "password": password}
-    )
+    return _done(request, posted.user, {"kind": "added", "email": email, "password": password})
+
+
+async def _change(request: Request, posted: Posted, user_id: str, change: Change) -> Response:
+    """Run `change` on a user of the admin's own account; 404 for anyone else's users, 409
+    when it would leave the account without an admin."""
+    services = dashboard_of(request).services
+    try:
+        async with write_tx(services.engine) as conn:
+            flash = await change(conn, posted.user.account_id, user_id[:64])
+    except user_store.UnknownUser:
+        raise PageNotFound("This account has no such user.") from None
+    except user_store.LastAdmin as exc:
+        raise DashboardError(
+            f"{exc}. An account always keeps one admin, who can manage its channels, users "
+            "and callbacks.",
+            title="The last admin stays",
+            status=409,
+        ) from None
+    return _done(request, posted.user, flash)
+
+
+@router.post("/settings/users/{user_id}/remove")
+async def remove_user(user_id: str, request: Request, posted: AdminForm) -> Response:
+    async def change(conn: AsyncConnection, account_id: str, target: str) -> dict[str, Any]:
+        gone = await user_store.remove_user(conn, account_id=account_id, user_id=target)
+        return {"kind": "removed", "email": gone["email"]}
+
+    return await _change(request, posted, user_id, change)
+
+
+@router.post("/settings/users/{user_id}/role")
+async def set_role(user_id: str, request: Request, posted: AdminForm) -> Response:
+    role = posted.text("role")
+    if role not in ("admin", "member"):
+        raise DashboardError("Choose admin or member.", status=422)
+
+    async def change(conn: AsyncConnection, account_id: str, target: str) -> dict[str, Any]:
+        changed = await user_store.set_admin(
+            conn, account_id=account_id, user_id=target, is_admin=role == "admin"
+        )
+        return {"kind": "role", "email": changed["email"], "role": role}
+
+    return await _change(request, posted, user_id, change)
+
+
+@router.post("/settings/users/{user_id}/password")
+async def reset_password(user_id: str, request: Request, posted: AdminForm) -> Response:
+    """A new password for the user: the admin's, or a generated one shown once. The user's
+    sessions end, and any sign-in block on them is lifted."""
+    chosen = posted.text("password")
+    problem = password_problem(chosen) if chosen else None
+    if problem:
+        raise DashboardError(f"The new password: {problem}", status=422)
+    password = chosen or secrets.token_urlsafe(12)
+    password_hash = await _hash(request, password)
+    reset_emails: list[str] = []
+
+    async def change(conn: AsyncConnection, account_id: str, target: str) -> dict[str, Any]:
+        reset = await user_store.reset_password(
+            conn, account_id=account_id, user_id=target, password_hash=password_hash
+        )
+        reset_emails.append(str(reset["email"]))
+        shown = None if chosen else password
+        return {"kind": "password", "email": reset["email"], "password": shown}
+
+    answer = await _change(request, posted, user_id, change)
+    for email in reset_emails:  # their sign-in blocks end with the old password
+        dashboard_of(request).sign_in_throttle.forget_email(email)
+    return answer

@@ -101,8 +101,22 @@ async def sign_in(request: Request) -> Response:
         )  # fmt: skip
     dashboard = dashboard_of(request)
     outcome = await signin.attempt_sign_in(
-        dashboard.services, dashboard.unknown_emails, email=email, password=password
+        dashboard.services,
+        dashboard.sign_in_throttle,
+        dashboard.hashing,
+        address=signin.address_key(request.client.host if request.client else None),
+        email=email,
+        password=password,
     )
+    if isinstance(outcome, signin.Busy):
+        return _form(
+            request,
+            next_url=next_url,
+            email=email,
+            status=503,
+            headers={"Retry-After": str(round(outcome.seconds))},
+            error="Too many sign-ins are being checked right now. Try again in a few seconds.",
+        )
     if isinstance(outcome, signin.Blocked):
         return _form(
             request,
@@ -111,7 +125,7 @@ async def sign_in(request: Request) -> Response:
             status=429,
             headers={"Retry-After": str(max(1, round(outcome.seconds)))},
             error=(
-                "Too many failed sign-ins for this email. "
+                "Too many failed sign-ins for this email from your address. "
                 f"Try again in {wait_words(outcome.seconds)}."
             ),
         )
