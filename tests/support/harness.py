@@ -51,6 +51,11 @@ class Harness:
         return {"Authorization": f"Bearer {self.token}"}
 
     @property
+    def sandbox_auth(self) -> dict[str, str]:
+        """What the sandbox's own routes (replies, faults, stats) take: its access token."""
+        return {"Authorization": f"Bearer {self.identity.access_token}"}
+
+    @property
     def dispatcher(self) -> Dispatcher:
         dispatcher: Dispatcher = self.app.state.dispatcher
         return dispatcher
@@ -73,7 +78,7 @@ class Harness:
     async def reply(self, phone: str, **fields: Any) -> dict[str, Any]:
         """The customer writes to the business through the sandbox (a signed webhook)."""
         response = await self.client.post(
-            "/sandbox/customer/reply", json={"phone": phone, **fields}
+            "/sandbox/customer/reply", json={"phone": phone, **fields}, headers=self.sandbox_auth
         )
         assert response.status_code == 200, response.text
         data: dict[str, Any] = response.json()

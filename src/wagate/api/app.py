@@ -24,6 +24,7 @@ from wagate.api import (
 )
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
+from wagate.api.body_limit import BodyLimit, json_answer, plain_page
 from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
@@ -37,6 +38,7 @@ from wagate.cloud.client import CloudClient
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
+from wagate.domain.errors import PayloadTooLarge
 from wagate.egress import graph_client
 
 
@@ -97,6 +99,7 @@ def create_app(
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
     app.add_middleware(ApiRequestMetrics)
+    app.add_middleware(BodyLimit, too_large=_too_large)
     app.add_middleware(RequestLog)  # outermost: its duration covers everything below
     install_error_handlers(app)
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
@@ -116,6 +119,14 @@ def create_app(
     install_dashboard(app, services, sandbox=sandbox)
     _document_errors(app)
     return app
+
+
+def _too_large(scope: Any, error: PayloadTooLarge) -> Any:
+    """A 413 that escaped the route: the API's JSON, or a plain page on the dashboard's paths."""
+    from wagate.dashboard.errors import is_dashboard_path
+
+    page = is_dashboard_path(scope.get("path", ""))
+    return plain_page(scope, error) if page else json_answer(scope, error)
 
 
 def _document_errors(app: FastAPI) -> None:

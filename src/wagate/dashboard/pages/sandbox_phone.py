@@ -47,6 +47,9 @@ class SandboxCustomer:
         if self.local is not None and self.local.config.phone_number_id != channel.phone_number_id:
             self.local = None
         self.base = channel.graph_url.removesuffix("/graph")
+        # The sandbox's own routes take its access token (the channel's): passed here, on the
+        # server, so the browser never holds it.
+        self.headers = {"Authorization": f"Bearer {channel.access_token}"}
 
     async def messages(self, phone: str) -> list[dict[str, Any]]:
         if self.local is not None:
@@ -73,7 +76,9 @@ class SandboxCustomer:
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             async with httpx.AsyncClient(timeout=15) as client:
-                response = await client.request(method, self.base + path, **kwargs)
+                response = await client.request(
+                    method, self.base + path, headers=self.headers, **kwargs
+                )
             if response.status_code in (404, 405) or response.status_code >= 500:
                 raise SandboxUnavailable(f"HTTP {response.status_code}")
             return response.json()
