@@ -134,6 +134,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         SandboxIdentity,
         ensure_first_admin,
         ensure_sandbox,
+        sandbox_forced,
         sandbox_wanted,
     )
 
@@ -201,10 +202,19 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         console.print(f"  storage: {_safe_url(url)}")
         console.print(f"  dashboard: {settings.local_url}/")
         if not use_sandbox:
+            if http_api and not sandbox_forced(settings) and settings.sandbox.lower() == "auto":
+                log.info("sandbox off: this server has a real channel (WAGATE_SANDBOX=on keeps it)")
+                console.print("  sandbox: off (this server has a real channel)")
             await _hint_first_user(engine, me)
             return
         ready = await ensure_sandbox(settings, engine, clock)
         console.print("  sandbox: on (a simulator of Meta's Cloud API; no Meta account needed)")
+        if not sandbox_forced(settings):
+            log.info(
+                "sandbox on until a real channel is added: adding one turns it off at once "
+                "(WAGATE_SANDBOX=on keeps it)"
+            )
+            console.print("  adding a real channel turns the sandbox off at once")
         if ready.new_token:
             console.print(
                 f"\n  Your sandbox API token (shown once): [bold green]{ready.new_token}[/]"

@@ -122,6 +122,8 @@ async def running_gateway(
     wires it (the sandbox in-process, any other Graph URL over the network under the egress
     policy); `sent_to_meta` then stays empty. Otherwise every Graph request goes in-process."""
     settings_overrides.setdefault("egress_allow", LOOPBACK)
+    # Tests add real channels next to the sandbox's: keep it (`sandbox="auto"` to see it go).
+    settings_overrides.setdefault("sandbox", "on")
     settings = Settings(
         data_dir=data_dir, database_url=database_url, public_url=BASE, **settings_overrides
     )

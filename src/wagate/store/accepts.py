@@ -8,7 +8,7 @@ the same answer for each request as if it had been alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,6 +95,21 @@ def _unknown_channel(wanted: str | None) -> ValidationFailed:
     return ValidationFailed([unknown_channel_field(wanted)])
 
 
+def channel_unavailable(channel: ChannelChoice) -> ValidationFailed:
+    number = channel.display_phone_number or channel.phone_number_id
+    return ValidationFailed(
+        [
+            FieldError(
+                "channel",
+                "channel_unavailable",
+                f"Channel {channel.id} (+{number.lstrip('+')}) cannot be reached: it is the "
+                "sandbox's, and the sandbox is off since this server has a real channel. Send "
+                "through a real channel (give channel, or make one the default).",
+            )
+        ]
+    )
+
+
 def _pick_channel(candidates: Sequence[ChannelChoice], wanted: str | None) -> ChannelChoice | None:
     if wanted:
         digits = wanted.lstrip("+")
@@ -114,9 +129,12 @@ async def accept_batch(
     *,
     now: datetime,
     rate_check: RateCheck | None = None,
+    unavailable: Container[str] = (),
 ) -> list[Outcome]:
     """`accept_rows` through SQLAlchemy, in the caller's transaction on `conn`."""
-    return await accept_rows(CoreRows(conn), items, now=now, rate_check=rate_check)
+    return await accept_rows(
+        CoreRows(conn), items, now=now, rate_check=rate_check, unavailable=unavailable
+    )
 
 
 async def accept_rows(
@@ -125,10 +143,12 @@ async def accept_rows(
     *,
     now: datetime,
     rate_check: RateCheck | None = None,
+    unavailable: Container[str] = (),
 ) -> list[Outcome]:
     """Store and queue every acceptable message; for each item, its message row (with
     `window_expires_at`), the first answer to its idempotency key, or the error that refused
-    it. Nothing is written for refused items."""
+    it. Nothing is written for refused items. A channel in `unavailable` (a sandbox channel
+    whose sandbox is gone) refuses its sends with `channel_unavailable`."""
     hashes = [hash_token(item.token) if item.account_id is None else "" for item in items]
     wanted = list({h for h in hashes if h})
     by_hash: dict[str, TokenRow] = {}
@@ -169,6 +189,9 @@ async def accept_rows(
         channel = _pick_channel(by_account[account_id], item.request.channel)
         if channel is None:
             outcomes.append(_unknown_channel(item.request.channel))
+            continue
+        if channel.id in unavailable:
+            outcomes.append(channel_unavailable(channel))
             continue
         outcomes.append({})
         chosen.append((index, account_id, channel))

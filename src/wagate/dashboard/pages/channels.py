@@ -74,11 +74,14 @@ def _form_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
+    gate = getattr(request.app.state, "sandbox_gate", None)
     return render(
         request,
         "channel_form.html",
         status=status,
         channel=channel,
+        # Adding a real channel turns the sandbox off at once: say so before it happens.
+        sandbox_goes=gate is not None and gate.serving and not gate.keep,
         values=values,
         errors=errors or {},
         mask=mask_secret,
@@ -129,6 +132,9 @@ async def add_channel(request: Request, posted: PostedForm) -> Response:
         except account_store.AlreadyExists:
             errors["phone_number_id"] = "This phone number id is already a channel."
         else:
+            gate = getattr(request.app.state, "sandbox_gate", None)
+            if gate is not None:
+                await gate.check()  # a real channel now: the sandbox goes at once
             return see_other(f"/channels?saved={channel.id}#{channel.id}")
     return _form_page(request, channel=None, values=values, errors=errors, status=422)
 
@@ -169,5 +175,8 @@ async def save_channel(channel_id: str, request: Request, posted: PostedForm) ->
         except account_store.AlreadyExists:
             errors["phone_number_id"] = "Another channel has this phone number id."
         else:
+            gate = getattr(request.app.state, "sandbox_gate", None)
+            if gate is not None:
+                await gate.check()  # a real channel now: the sandbox goes at once
             return see_other(f"/channels?saved={channel.id}#{channel.id}")
     return _form_page(request, channel=channel, values=values, errors=errors, status=422)
