@@ -261,16 +261,26 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             on_shutdown=stopped,
         )
         gateway.app = server_app
+        from wagate.http_server import ClientBounds, bounded_protocol
+
+        bounds = ClientBounds(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        )
         uvicorn.run(
             server_app,
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
-            # Longer than the idle timeout of the load balancers and clients that keep
-            # connections open (60 s is common): the side that closes an idle connection must be
-            # the client, or a request sent as the server closes it is lost in flight.
-            timeout_keep_alive=75,
+            # Header and body deadlines and a cap on connections (wagate.http_server).
+            http=bounded_protocol(bounds),
+            # 75 s by default: longer than the idle timeout of the load balancers and clients
+            # that keep connections open (60 s is common): the side that closes an idle
+            # connection must be the client, or a request sent as the server closes it is lost
+            # in flight.
+            timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
             log_config=None,  # wagate.logs set up the handlers, uvicorn's lines included
         )
     else:
