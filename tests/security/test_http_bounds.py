@@ -110,11 +110,9 @@ def test_a_kept_alive_connection_is_closed_when_idle(server: ServerProcess) -> N
 
 
 def test_a_real_client_gets_through_200_idle_connections(server: ServerProcess) -> None:
-    """4× the cap of idle and half-sent connections: the longest idle make room for newcomers,
-    so a real request is answered, not refused or left waiting."""
-    with opened(
-        [connect(server, HALF_HEADERS if i % 2 else b"") for i in range(4 * CAP)]
-    ) as socks:
+    """Four times the cap of idle and half-sent connections: the longest idle make room for
+    newcomers, so a real request is answered, not refused or left waiting."""
+    with opened([connect(server, HALF_HEADERS if i % 2 else b"") for i in range(4 * CAP)]) as socks:
         answer = httpx.get(server.url + "/healthz", timeout=10)
         assert answer.status_code == 200
         open_now = [s for s in socks if not closed_by_server(s)]

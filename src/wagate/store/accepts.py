@@ -95,16 +95,16 @@ def _unknown_channel(wanted: str | None) -> ValidationFailed:
     return ValidationFailed([unknown_channel_field(wanted)])
 
 
-def channel_unavailable(channel: ChannelChoice) -> ValidationFailed:
-    number = channel.display_phone_number or channel.phone_number_id
+def channel_unavailable_error(channel_id: str, number: str | None) -> ValidationFailed:
+    shown = f" (+{number.lstrip('+')})" if number else ""
     return ValidationFailed(
         [
             FieldError(
                 "channel",
                 "channel_unavailable",
-                f"Channel {channel.id} (+{number.lstrip('+')}) cannot be reached: it is the "
-                "sandbox's, and the sandbox is off since this server has a real channel. Send "
-                "through a real channel (give channel, or make one the default).",
+                f"Channel {channel_id}{shown} cannot be reached: it is the sandbox's, and the "
+                "sandbox is off since this server has a real channel. Send through a real "
+                "channel (give channel, or make one the default).",
             )
         ]
     )
@@ -191,7 +191,7 @@ async def accept_rows(
             outcomes.append(_unknown_channel(item.request.channel))
             continue
         if channel.id in unavailable:
-            outcomes.append(channel_unavailable(channel))
+            outcomes.append(channel_unavailable_error(channel.id, channel.display_phone_number))
             continue
         outcomes.append({})
         chosen.append((index, account_id, channel))
