@@ -119,6 +119,31 @@ def test_a_real_client_gets_through_200_idle_connections(server: ServerProcess) 
         assert len(open_now) <= CAP
 
 
+def test_a_200_mb_chunked_sign_in_is_cut_off(server: ServerProcess) -> None:
+    """The body limit holds for a chunked body on a real server: the answer is 413 and the
+    connection is closed, so the rest is never read (before: all 200 MB were)."""
+    sock = connect(server, b"POST /sign-in HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/x-www-form-urlencoded\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"a" * 64 * 1024)
+    sent = 0
+    with opened([sock]):
+        sock.settimeout(5)
+        try:
+            while sent < 200 * 1024 * 1024:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # the server closed the connection: the rest cannot be sent
+            pass
+        answer = b""
+        with contextlib.suppress(OSError):
+            while part := sock.recv(65536):
+                answer += part
+    assert sent < 32 * 1024 * 1024, f"{sent:,} bytes went in before the server stopped reading"
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower()
+
+
 def test_the_settings_are_documented() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     security = (Path(__file__).parents[2] / "SECURITY.md").read_text()

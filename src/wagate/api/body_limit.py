@@ -127,6 +127,12 @@ class BodyLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if refused is not None:
+                    # The rest of the body is not wanted: the server closes the connection
+                    # after this answer instead of reading (and dropping) what is still coming.
+                    headers = list(message.get("headers", []))
+                    headers.append((b"connection", b"close"))
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -134,7 +140,7 @@ class BodyLimit:
         except PayloadTooLarge as exc:
             if started or exc is not refused:
                 raise
-            await self.too_large(scope, exc)(scope, receive, send)
+            await self.too_large(scope, exc)(scope, receive, watched_send)
 
 
 def _content_length(scope: Scope) -> int | None:
