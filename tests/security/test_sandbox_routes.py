@@ -217,3 +217,20 @@ async def test_with_wagate_sandbox_on_it_stays(gw: Harness) -> None:
     await gw.reply(CUSTOMER, text="hello")
     sent = await gw.send(phone=CUSTOMER, message="hi", channel=gw.identity.phone_number_id)
     assert sent.status_code == 202, sent.text
+
+
+async def test_a_message_queued_before_the_sandbox_went_fails_at_once(tmp_path: Path) -> None:
+    """Accepted while the sandbox ran, sent after it went: the send finds nothing there and
+    the message fails at its next attempt, not retried for hours against a 503."""
+    async with running_gateway(
+        sqlite_url(tmp_path), tmp_path / "data", sandbox="auto", run_dispatcher=False
+    ) as gw:
+        await gw.reply(CUSTOMER, text="hello")
+        queued = await gw.send(phone=CUSTOMER, message="sent too late")
+        assert queued.status_code == 202
+        await add_channel(gw, account_id=await gw.account_id())
+        assert (await gw.client.get("/sandbox/", headers=gw.sandbox_auth)).status_code == 404
+        await gw.dispatcher.drain(timeout=10)
+        message = await gw.message(queued.json()["id"])
+    assert message["status"] == "failed", message
+    assert message["attempts"] == 1
