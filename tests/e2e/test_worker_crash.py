@@ -69,6 +69,7 @@ def test_a_worker_killed_mid_send_loses_nothing(database_url: str, tmp_path: Pat
         fault = httpx.post(
             f"{sandbox.url}/faults",
             json={"kind": "latency", "seconds": 0.5, "count": None},
+            headers={"Authorization": f"Bearer {access_token}"},
             timeout=10,
         )
         assert fault.status_code == 201, fault.text

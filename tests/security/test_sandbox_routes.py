@@ -26,7 +26,6 @@ CUSTOMER = "+14155552671"
 ADMIN = "admin@example.com"
 
 OWN_ROUTES = [
-    ("GET", "/sandbox/", None),
     ("GET", "/sandbox/stats", None),
     ("GET", "/sandbox/faults", None),
     ("POST", "/sandbox/faults", {"code": 131026}),
@@ -64,6 +63,12 @@ async def test_the_sandbox_routes_need_its_access_token(
     assert faults.json() == []
     assert await count(gw, inbound_messages) == 0
     assert await count(gw, conversations) == 0
+
+
+async def test_without_the_token_the_sandbox_says_only_that_it_is_up(gw: Harness) -> None:
+    assert (await gw.client.get("/sandbox/")).json() == {"name": "wagate sandbox"}
+    full = (await gw.client.get("/sandbox/", headers=gw.sandbox_auth)).json()
+    assert full["phone_number_id"] == gw.identity.phone_number_id
 
 
 async def test_a_6_mb_reply_is_refused_declared_or_streamed(gw: Harness) -> None:
@@ -146,7 +151,7 @@ async def auto(tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 async def assert_gone(gw: Harness) -> None:
-    for method, path, body in OWN_ROUTES:
+    for method, path, body in [*OWN_ROUTES, ("GET", "/sandbox/", None)]:
         answer = await gw.client.request(method, path, json=body, headers=gw.sandbox_auth)
         assert answer.status_code == 404, (path, answer.text)
     graph = await gw.client.get(

@@ -10,7 +10,8 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
     GET  /customer/{phone}/messages[?limit=N]          both sides of one customer's chat
     GET  /stats                                        sends, duplicates, webhook counters
     GET|POST|DELETE /faults, DELETE /faults/{id}       injected faults (see `faults`)
-    GET  /                                             what the sandbox simulates (no secrets)
+    GET  /                                             what the sandbox simulates (no secrets;
+                                                       without the token only its name)
 
 Every route but the Graph API's takes the sandbox's access token as `Authorization: Bearer …`
 (the token its Graph API takes; the CLI and the dashboard's sandbox phone pass it): whoever
@@ -345,8 +346,11 @@ def create_sandbox_app(
             )
         return JSONResponse({"success": True})
 
-    @own.get("/")
-    async def info() -> JSONResponse:
+    @app.get("/")
+    async def info(request: Request) -> JSONResponse:
+        if not sandbox.token_matches(_bearer(request)):
+            # Without the token, only that it is up (a liveness probe for `sandbox run`).
+            return JSONResponse({"name": "wagate sandbox"})
         return JSONResponse(
             {
                 "name": "wagate sandbox",
