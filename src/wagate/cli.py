@@ -962,11 +962,17 @@ def sandbox_run(
         fault_seed=fault_seed,
     )
     console.print(f"sandbox Graph API at http://{host}:{port}/graph")
+    from wagate.http_server import ClientBounds, bounded_protocol
+
+    settings = Settings()
     uvicorn.run(
         create_sandbox_app(config),
         host=host,
         port=port,
         log_level="warning",
+        http=bounded_protocol(
+            ClientBounds(settings.header_timeout, settings.body_timeout, settings.max_connections)
+        ),
         # A request held by a timeout fault must not hold up shutdown.
         timeout_graceful_shutdown=3,
     )
