@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -239,3 +240,58 @@ async def test_a_message_queued_before_the_sandbox_went_fails_at_once(tmp_path: 
         message = await gw.message(queued.json()["id"])
     assert message["status"] == "failed", message
     assert message["attempts"] == 1
+
+
+@pytest.mark.slow
+def test_wagate_serve_says_so_and_a_cli_channel_turns_it_off_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """A real `wagate serve` (WAGATE_SANDBOX=auto) tells at start that a real channel turns
+    the sandbox off; `wagate channels add` from another process does, at once; the log says so."""
+    import re
+    import time
+
+    from tests.support.processes import ServerProcess, cli, cli_json, free_port, wagate_env
+    from wagate.bootstrap import SandboxIdentity
+
+    env = wagate_env(tmp_path / "data")
+    server = ServerProcess(env, free_port())
+    server.start()
+    try:
+        started = server.output()
+        assert "adding a real channel turns the sandbox off at once" in started
+        token = re.search(r"\bwg_[A-Za-z0-9_\-]{16,}", started)
+        assert token is not None, started
+        api = {"Authorization": f"Bearer {token.group(0)}"}
+        identity = SandboxIdentity.load_or_create(tmp_path / "data")
+        sandbox = {"Authorization": f"Bearer {identity.access_token}"}
+        reply = httpx.post(
+            f"{server.url}/sandbox/customer/reply",
+            json={"phone": CUSTOMER, "text": "hi"},
+            headers=sandbox,
+            timeout=10,
+        )
+        assert reply.status_code == 200 and reply.json()["delivered"], reply.text
+        cli_json(env, "accounts", "create", "--name", "acme")
+        cli(
+            env, "channels", "add", "--account", "acme", "--phone-number-id", "106540352242922",
+            "--waba-id", "102290129340398", "--access-token", "EAAG-secret-token",
+            "--app-secret", "app-secret-value", "--verify-token", "verify-me",
+        )  # fmt: skip
+        # No restart: the next request to the sandbox finds it gone.
+        gone = httpx.get(f"{server.url}/sandbox/stats", headers=sandbox, timeout=10)
+        assert gone.status_code == 404, gone.text
+        send = httpx.post(
+            f"{server.url}/v1/messages",
+            json={"phone": CUSTOMER, "message": "hi"},
+            headers=api,
+            timeout=10,
+        )
+        assert send.status_code == 422, send.text
+        assert send.json()["error"]["code"] == "channel_unavailable"
+        deadline = time.monotonic() + 10
+        while "the sandbox is off now" not in server.output():
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+    finally:
+        server.stop()
