@@ -15,9 +15,9 @@ held every one of their sockets for ever and, under that cap, shut real clients 
   start); the route reading it sees the client as gone;
 - a cap on open connections (`WAGATE_MAX_CONNECTIONS`). When a connection arrives at the cap,
   room is made by closing the connection that has been idle longest (waiting for its headers,
-  or kept alive between requests), so a flood of idle or half-sent connections cannot starve a
-  real client; only when every open connection is busy with a request is the newcomer answered
-  503 and closed;
+  or kept alive between requests), else the one that has been sending its body longest, so a
+  flood of idle or half-sent connections cannot starve a real client; only when every open
+  connection has a request being answered is the newcomer answered 503 and closed;
 - the keep-alive timeout as uvicorn has it (`WAGATE_KEEP_ALIVE_TIMEOUT`).
 """
 
@@ -60,6 +60,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._idle_since: float | None = None  # waiting for a request: evictable since then
+        self._body_since: float | None = None  # receiving a body: evictable after idle ones
 
     # --- deadlines ------------------------------------------------------------------------
 
@@ -104,11 +105,13 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._idle_since = None
+        self._body_since = time.monotonic()
         self._arm(self.bounds.body_timeout, "request body")
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._body_since = None
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -124,18 +127,22 @@ class BoundedHttpTools(HttpToolsProtocol):
         cap = self.bounds.max_connections
         if len(self.connections) <= cap:
             return True
-        idle = [
+        others = [
             c
             for c in self.connections
-            if c is not self
-            and isinstance(c, BoundedHttpTools)
-            and c._idle_since is not None
-            and not c.transport.is_closing()
+            if c is not self and isinstance(c, BoundedHttpTools) and not c.transport.is_closing()
         ]
-        if not idle:
+        # Idle first (waiting for headers, or kept alive), then those still sending a body
+        # (a real client's body takes milliseconds; a dripping one is what holds the slot).
+        idle = [c for c in others if c._idle_since is not None]
+        sending = [c for c in others if c._body_since is not None]
+        if idle:
+            oldest = min(idle, key=lambda c: c._idle_since or 0.0)
+        elif sending:
+            oldest = min(sending, key=lambda c: c._body_since or 0.0)
+        else:
             log.warning("connection limit (%d) reached, every connection busy: refused one", cap)
             return False
-        oldest = min(idle, key=lambda c: c._idle_since or 0.0)
         self.connections.discard(oldest)
         oldest._disarm()
         oldest.transport.close()

@@ -121,12 +121,11 @@ def test_a_kept_alive_connection_is_closed_when_idle(server: ServerProcess) -> N
 
 
 def test_a_real_client_gets_through_200_idle_connections(patient: ServerProcess) -> None:
-    """Four times the cap of idle and half-sent connections, well within their deadlines: the
-    longest idle make room for newcomers, so a real request is answered, not refused or left
-    waiting, and no more than the cap stay open."""
-    with opened(
-        [connect(patient, HALF_HEADERS if i % 2 else b"") for i in range(4 * CAP)]
-    ) as socks:
+    """Four times the cap of idle connections and half-sent headers and bodies, well within
+    their deadlines: the longest idle (then the longest sending) make room for newcomers, so a
+    real request is answered, not refused or left waiting, and no more than the cap stay open."""
+    kinds = (b"", HALF_HEADERS, HALF_BODY)
+    with opened([connect(patient, kinds[i % 3]) for i in range(4 * CAP)]) as socks:
         time.sleep(0.5)  # every connection reached the server
         answer = httpx.get(patient.url + "/healthz", timeout=10)
         assert answer.status_code == 200
