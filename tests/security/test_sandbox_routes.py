@@ -160,13 +160,19 @@ async def assert_gone(gw: Harness) -> None:
         headers={"Authorization": f"Bearer {gw.identity.access_token}"},
     )
     assert graph.status_code == 404
-    send = await gw.send(phone=CUSTOMER, message="still there?")
+    sandbox_channel = gw.identity.phone_number_id
+    send = await gw.send(phone=CUSTOMER, message="still there?", channel=sandbox_channel)
     assert send.status_code == 422, send.text
     assert send.json()["error"]["code"] == "channel_unavailable"
     assert send.json()["error"]["field"] == "channel"
     template = await gw.client.post(
         "/v1/messages/template",
-        json={"phone": CUSTOMER, "template": "hello_world", "language": "en_US"},
+        json={
+            "phone": CUSTOMER,
+            "template": "hello_world",
+            "language": "en_US",
+            "channel": sandbox_channel,
+        },
         headers=gw.auth,
     )
     assert template.json()["error"]["code"] == "channel_unavailable", template.text
@@ -200,6 +206,10 @@ async def test_adding_a_real_channel_in_the_dashboard_turns_the_sandbox_off_at_o
         assert added.status_code == 303, added.text
         assert "the sandbox is off now" in caplog.text
         await assert_gone(gw)
+        # Without a channel, the account's sends go to its real channel now (where this
+        # customer has not written yet), not to the sandbox's default one.
+        fallback = await gw.send(phone=CUSTOMER, message="via the real one")
+        assert fallback.json()["error"]["code"] == "outside_service_window", fallback.text
         phone = await browser.get(f"/sandbox-phone/{CUSTOMER[1:]}")
         assert "The sandbox is not answering" in phone.text
         # And the form no longer warns of what already happened.

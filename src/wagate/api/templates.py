@@ -79,6 +79,11 @@ async def _checked(
         channel = await account_store.channel_for_send(
             conn, account_id=caller.account_id, wanted=wanted
         )
+        gone = services.acceptor.unavailable_channels
+        if channel is not None and channel.id in gone and not wanted:
+            # The default is the sandbox's, gone: the account's first channel that is not.
+            found = await account_store.list_channels(conn, account_id=caller.account_id)
+            channel = next((c for c in found if c.id not in gone), channel)
         candidates = []
         if channel is not None and name is not None:
             candidates = await template_store.templates_named(

@@ -104,23 +104,27 @@ def channel_unavailable_error(channel_id: str, number: str | None) -> Validation
                 "channel_unavailable",
                 f"Channel {channel_id}{shown} cannot be reached: it is the sandbox's, and the "
                 "sandbox is off since this server has a real channel. Send through a real "
-                "channel (give channel, or make one the default).",
+                "channel (give its id as channel).",
             )
         ]
     )
 
 
-def _pick_channel(candidates: Sequence[ChannelChoice], wanted: str | None) -> ChannelChoice | None:
+def _pick_channel(
+    candidates: Sequence[ChannelChoice], wanted: str | None, unavailable: Container[str] = ()
+) -> ChannelChoice | None:
+    """The channel named, else the default; a default that cannot be reached (the sandbox's,
+    once a real channel was added) gives way to the account's first channel that can."""
     if wanted:
         digits = wanted.lstrip("+")
         for c in candidates:
             if wanted in (c.id, c.phone_number_id) or c.display_phone_number == digits:
                 return c
         return None
-    for c in candidates:
-        if c.is_default:
-            return c
-    return candidates[0] if candidates else None
+    ordered = sorted(candidates, key=lambda c: not c.is_default)  # stable: default first
+    reachable = [c for c in ordered if c.id not in unavailable]
+    pool = reachable or ordered
+    return pool[0] if pool else None
 
 
 async def accept_batch(
@@ -186,7 +190,7 @@ async def accept_rows(
                 continue
             seen_keys.add((account_id, key))
             keyed[index] = (account_id, key)
-        channel = _pick_channel(by_account[account_id], item.request.channel)
+        channel = _pick_channel(by_account[account_id], item.request.channel, unavailable)
         if channel is None:
             outcomes.append(_unknown_channel(item.request.channel))
             continue
