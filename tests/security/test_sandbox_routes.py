@@ -212,6 +212,10 @@ async def test_adding_a_real_channel_in_the_dashboard_turns_the_sandbox_off_at_o
         assert fallback.json()["error"]["code"] == "outside_service_window", fallback.text
         phone = await browser.get(f"/sandbox-phone/{CUSTOMER[1:]}")
         assert "The sandbox is not answering" in phone.text
+        assert (
+            "The sandbox is off: this server has a real channel"
+            in (await browser.get("/channels")).text
+        )
         # And the form no longer warns of what already happened.
         assert "The sandbox turns off" not in (await browser.get("/channels/new")).text
 

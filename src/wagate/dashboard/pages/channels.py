@@ -55,10 +55,12 @@ async def channel_list(request: Request, user: SignedIn) -> Response:
     services = dashboard_of(request).services
     async with services.engine.connect() as conn:
         found = await account_store.list_channels(conn, account_id=user.account_id)
+    gate = getattr(request.app.state, "sandbox_gate", None)
     return render(
         request,
         "channels.html",
         channels=found,
+        sandbox_on=gate is not None and gate.serving,
         mask=mask_secret,
         webhook_url=webhook_url(request),
         channel_webhook_url=lambda channel: webhook_url(request, channel),
