@@ -36,6 +36,7 @@ from common import (
     require_wrk,
     run_wrk,
     running,
+    sandbox_token,
     scalar,
     send_script,
     sqlite_path,
@@ -123,7 +124,7 @@ def measure(
             # No per-account API limit: this measures the server, not the 1,000/s default.
             query(db, "UPDATE accounts SET api_rate = 0")
             numbers = phones(args.phones)
-            opened = open_windows(base + "/sandbox", numbers)
+            opened = open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
             print(f"opened {opened} customer windows; {duration:.0f} s per measurement")
 
             script = send_script(data_dir, token, numbers)

@@ -28,6 +28,7 @@ from common import (
     require_wrk,
     run_wrk,
     running,
+    sandbox_token,
     scalar,
     send_script,
     sqlite_path,
@@ -66,7 +67,7 @@ def main() -> None:
             db = sqlite_path(data_dir)
             query(db, "UPDATE accounts SET api_rate = 0")
             numbers = phones(args.phones)
-            opened = open_windows(base + "/sandbox", numbers)
+            opened = open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
             print(f"opened {opened} customer windows; {duration:.0f} s per measurement")
             batch = batch_script(data_dir, token, numbers, args.size)
             single = send_script(data_dir, token, numbers)

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, data_dir: Path, url: str | None, n: int) -> tu
             gateway["worker"] = wagate("worker", env)
         with running(*gateway.values()):
             numbers = phones(max(20, -(-n // PER_PHONE)))
-            open_windows(sandbox_url, numbers)
+            open_windows(sandbox_url, numbers, access_token=access_token)
             time.sleep(1.0)  # the windows' webhooks and callbacks settle before measuring
             procs = {**gateway, "sandbox": sandbox}
             cpu0 = {name: cpu_seconds(p.pid) for name, p in procs.items()}

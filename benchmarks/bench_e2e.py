@@ -28,6 +28,7 @@ from common import (
     query,
     require_wrk,
     running,
+    sandbox_token,
     scalar,
     sqlite_path,
     table,
@@ -98,7 +99,7 @@ def main() -> None:
         with running(server):
             server.wait_http(base + "/healthz")
             numbers = phones(max(20, -(-n // args.per_phone)))
-            open_windows(base + "/sandbox", numbers)
+            open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
             print(f"{len(numbers)} windows open; sending {n:,} messages at {args.mps}/s")
             cpu0 = cpu_seconds(server.pid)
             t0 = time.time()

@@ -25,6 +25,7 @@ from common import (
     require_wrk,
     rss_mb,
     running,
+    sandbox_token,
     scalar,
     sqlite_path,
     table,
@@ -79,7 +80,7 @@ def main() -> None:
             query(db, "UPDATE accounts SET api_rate = 0")
             rss_idle = rss_mb(api.pid)
             numbers = phones(max(50, -(-n // PER_PHONE)))
-            open_windows(base + "/sandbox", numbers)
+            open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
             print(f"{len(numbers):,} windows open; queueing {n:,} messages (no dispatcher)")
             _, post_seconds = post_messages(
                 base,

@@ -90,7 +90,7 @@ def main() -> None:
             sandbox.wait_http(sandbox_url + "/")
             server.wait_http(base + "/healthz")
             numbers = phones(args.phones)
-            open_windows(sandbox_url, numbers)
+            open_windows(sandbox_url, numbers, access_token=access_token)
             db = sqlite_path(data_dir)
             print(
                 f"{len(numbers)} windows open; queueing {n:,} messages for a {args.mps}/s channel"

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, n: int, database: str) -> list[tuple[str, ...]
             for phase, workers in enumerate((1, 2)):
                 numbers = phones(per_phase, start=phase * 100 * per_phase)
                 opening = time.monotonic()
-                open_windows(sandbox_url, numbers)
+                open_windows(sandbox_url, numbers, access_token=access_token)
                 print(f"{len(numbers):,} windows opened in {time.monotonic() - opening:.1f} s")
                 rows.append(
                     measure(env, base, token, numbers, n, workers, api, sandbox, sandbox_url, args)

@@ -29,6 +29,7 @@ from common import (
     phones,
     query,
     running,
+    sandbox_token,
     sqlite_path,
     static_server,
     table,
@@ -88,7 +89,7 @@ def main() -> None:
             callback = f"http://{HOST}:{receiver_port}/events"
             cli_json(env, "accounts", "set-callback", "--account", "sandbox", "--url", callback)
             numbers = phones(args.phones)
-            open_windows(base + "/sandbox", numbers)
+            open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
             samples = run(base, token, db, numbers, args)
     report(samples, args)
 
@@ -107,7 +108,9 @@ def run(
         while (now := time.monotonic()) < started + args.duration:
             second = int(now - started)
             writers = numbers[second % len(numbers) :][:5]
-            open_windows(base + "/sandbox", writers, parallel=5)
+            open_windows(
+                base + "/sandbox", writers, parallel=5, access_token=sandbox_token(db.parent)
+            )
             items = [
                 {"phone": numbers[(sent + i) % len(numbers)], "message": f"steady {sent + i}"}
                 for i in range(args.rate)

@@ -311,11 +311,22 @@ def phones(n: int, start: int = 0) -> list[str]:
     return out
 
 
+def sandbox_token(data_dir: Path) -> str:
+    """The access token of the sandbox `wagate serve` embeds (its own routes take it)."""
+    token: str = json.loads((data_dir / "sandbox.json").read_text())["access_token"]
+    return token
+
+
 def open_windows(
-    sandbox_url: str, numbers: Sequence[str], timeout: float = 300.0, parallel: int = 8
+    sandbox_url: str,
+    numbers: Sequence[str],
+    timeout: float = 300.0,
+    parallel: int = 8,
+    *,
+    access_token: str,
 ) -> int:
-    """The customers write to the business (POST {sandbox}/customer/reply), opening their
-    24-hour windows; returns how many the gateway took."""
+    """The customers write to the business (POST {sandbox}/customer/reply, with the sandbox's
+    access token), opening their 24-hour windows; returns how many the gateway took."""
     from concurrent.futures import ThreadPoolExecutor
 
     deadline = time.monotonic() + timeout
@@ -329,7 +340,12 @@ def open_windows(
 
     limits = httpx.Limits(max_connections=parallel)
     with (
-        httpx.Client(base_url=sandbox_url, timeout=30, limits=limits) as client,
+        httpx.Client(
+            base_url=sandbox_url,
+            timeout=30,
+            limits=limits,
+            headers={"Authorization": f"Bearer {access_token}"},
+        ) as client,
         ThreadPoolExecutor(parallel) as pool,
     ):
         return sum(pool.map(lambda phone: reply(client, phone), numbers))

@@ -78,9 +78,14 @@ class SandboxReady:
     new_token: str | None  # set only when this start created the account's first token
 
 
+def sandbox_forced(settings: Settings) -> bool:
+    """WAGATE_SANDBOX=on: the sandbox runs whatever channels there are."""
+    return settings.sandbox.lower() in ("on", "true", "1", "yes")
+
+
 async def sandbox_wanted(settings: Settings, engine: AsyncEngine) -> bool:
     mode = settings.sandbox.lower()
-    if mode in ("on", "true", "1", "yes"):
+    if sandbox_forced(settings):
         return True
     if mode in ("off", "false", "0", "no"):
         return False

@@ -135,6 +135,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         SandboxIdentity,
         ensure_first_admin,
         ensure_sandbox,
+        sandbox_forced,
         sandbox_wanted,
     )
 
@@ -201,10 +202,19 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         console.print(f"  storage: {_safe_url(url)}")
         console.print(f"  dashboard: {settings.local_url}/")
         if not use_sandbox:
+            if http_api and not sandbox_forced(settings) and settings.sandbox.lower() == "auto":
+                log.info("sandbox off: this server has a real channel (WAGATE_SANDBOX=on keeps it)")
+                console.print("  sandbox: off (this server has a real channel)")
             await _hint_first_user(engine, me)
             return
         ready = await ensure_sandbox(settings, engine, clock)
         console.print("  sandbox: on (a simulator of Meta's Cloud API; no Meta account needed)")
+        if not sandbox_forced(settings):
+            log.info(
+                "sandbox on until a real channel is added: adding one turns it off at once "
+                "(WAGATE_SANDBOX=on keeps it)"
+            )
+            console.print("  adding a real channel turns the sandbox off at once")
         if ready.new_token:
             console.print(
                 f"\n  Your sandbox API token (shown once): [bold green]{ready.new_token}[/]"
@@ -251,16 +261,26 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             on_shutdown=stopped,
         )
         gateway.app = server_app
+        from wagate.http_server import ClientBounds, bounded_protocol
+
+        bounds = ClientBounds(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        )
         uvicorn.run(
             server_app,
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
-            # Longer than the idle timeout of the load balancers and clients that keep
-            # connections open (60 s is common): the side that closes an idle connection must be
-            # the client, or a request sent as the server closes it is lost in flight.
-            timeout_keep_alive=75,
+            # Header and body deadlines and a cap on connections (wagate.http_server).
+            http=bounded_protocol(bounds),
+            # 75 s by default: longer than the idle timeout of the load balancers and clients
+            # that keep connections open (60 s is common): the side that closes an idle
+            # connection must be the client, or a request sent as the server closes it is lost
+            # in flight.
+            timeout_keep_alive=max(1, round(settings.keep_alive_timeout)),
             log_config=None,  # wagate.logs set up the handlers, uvicorn's lines included
         )
     else:
@@ -1007,11 +1027,17 @@ def sandbox_run(
         fault_seed=fault_seed,
     )
     console.print(f"sandbox Graph API at http://{host}:{port}/graph")
+    from wagate.http_server import ClientBounds, bounded_protocol
+
+    settings = Settings()
     uvicorn.run(
         create_sandbox_app(config),
         host=host,
         port=port,
         log_level="warning",
+        http=bounded_protocol(
+            ClientBounds(settings.header_timeout, settings.body_timeout, settings.max_connections)
+        ),
         # A request held by a timeout fault must not hold up shutdown.
         timeout_graceful_shutdown=3,
     )

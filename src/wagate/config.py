@@ -67,6 +67,22 @@ class Settings(BaseSettings):
         default="info", description="info: a line per request, send outcome, start and stop"
     )
 
+    # What one client may hold of the HTTP server (wagate.http_server).
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections at most; at the cap the longest-idle one is closed",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a client has to send a request's headers"
+    )
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="seconds a client has to send a request's whole body"
+    )
+    keep_alive_timeout: float = Field(
+        default=75.0, gt=0, description="seconds an idle kept-alive connection stays open"
+    )
+
     egress_allow: str = Field(
         default="",
         description="comma-separated CIDRs that outbound requests may reach although private, "

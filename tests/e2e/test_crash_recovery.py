@@ -63,11 +63,15 @@ async def _fire(url: str, token: str, count: int) -> list[str]:
         return [*alone, *together]
 
 
-def _received(sandbox_url: str) -> list[str]:
+def _received(sandbox_url: str, access_token: str) -> list[str]:
     """The texts the sandbox was sent, repeats included."""
     texts = []
     for customer in CUSTOMERS:
-        thread = httpx.get(f"{sandbox_url}/customer/{customer}/messages", timeout=10).json()
+        thread = httpx.get(
+            f"{sandbox_url}/customer/{customer}/messages",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=10,
+        ).json()
         texts += [m.get("text") for m in thread if m.get("direction") == "outbound"]
     return texts
 
@@ -113,13 +117,14 @@ def test_sigkill_after_202s_loses_nothing(database_url: str, tmp_path: Path) -> 
                 reply = httpx.post(
                     f"{sandbox_url}/customer/reply",
                     json={"phone": customer, "text": "hi"},
+                    headers={"Authorization": f"Bearer {access_token}"},
                     timeout=10,
                 )
                 assert reply.json()["delivered"], reply.text
             ids = asyncio.run(_fire(server.url, token, BATCH))
             server.kill()
             assert len(set(ids)) == BATCH
-            sent_before_kill = len(_received(sandbox_url))
+            sent_before_kill = len(_received(sandbox_url, access_token))
             # The kill must catch messages still queued, or this test would prove nothing.
             assert sent_before_kill < BATCH
 
@@ -139,7 +144,7 @@ def test_sigkill_after_202s_loses_nothing(database_url: str, tmp_path: Path) -> 
             assert not pending, f"{len(pending)} accepted messages were never delivered"
         finally:
             server.stop()
-        texts = _received(sandbox_url)
+        texts = _received(sandbox_url, access_token)
         expected = {f"crash test {i}" for i in range(BATCH)}
         assert expected <= set(texts)
         duplicates = len(texts) - len(set(texts))

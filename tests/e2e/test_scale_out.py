@@ -115,6 +115,7 @@ def test_two_apis_and_two_workers_deliver_everything_once_within_the_rate(
                     reply = httpx.post(
                         f"{sandbox_url}/customer/reply",
                         json={"phone": customer, "text": "hi"},
+                        headers={"Authorization": f"Bearer {access_token}"},
                         timeout=10,
                     )
                     assert reply.json()["delivered"], reply.text
@@ -138,7 +139,11 @@ def test_two_apis_and_two_workers_deliver_everything_once_within_the_rate(
                     "SELECT wa_id, content, created_at FROM messages"
                     " WHERE direction = 'outbound' ORDER BY seq"
                 ).fetchall()
-            rejected = httpx.get(f"{sandbox_url}/stats", timeout=10).json()["rejected"]
+            rejected = httpx.get(
+                f"{sandbox_url}/stats",
+                headers={"Authorization": f"Bearer {access_token}"},
+                timeout=10,
+            ).json()["rejected"]
         finally:
             sandbox.stop()
         texts = [r[1] for r in rows]

@@ -19,10 +19,14 @@ CUSTOMERS = [f"+1415555{4000 + i:04d}" for i in range(10)]
 TOTAL = 100
 
 
-def _outbound_texts(sandbox_url: str) -> list[str]:
+def _outbound_texts(sandbox_url: str, access_token: str) -> list[str]:
     texts: list[str] = []
     for customer in CUSTOMERS:
-        thread = httpx.get(f"{sandbox_url}/customer/{customer}/messages", timeout=10).json()
+        thread = httpx.get(
+            f"{sandbox_url}/customer/{customer}/messages",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=10,
+        ).json()
         texts += [m["text"] for m in thread if m["direction"] == "outbound"]
     return texts
 
@@ -65,6 +69,7 @@ def test_a_worker_killed_mid_send_loses_nothing(database_url: str, tmp_path: Pat
         fault = httpx.post(
             f"{sandbox.url}/faults",
             json={"kind": "latency", "seconds": 0.5, "count": None},
+            headers={"Authorization": f"Bearer {access_token}"},
             timeout=10,
         )
         assert fault.status_code == 201, fault.text
@@ -80,7 +85,10 @@ def test_a_worker_killed_mid_send_loses_nothing(database_url: str, tmp_path: Pat
         workers[0].start()
         for customer in CUSTOMERS:
             reply = httpx.post(
-                f"{sandbox.url}/customer/reply", json={"phone": customer, "text": "hi"}, timeout=10
+                f"{sandbox.url}/customer/reply",
+                json={"phone": customer, "text": "hi"},
+                headers={"Authorization": f"Bearer {access_token}"},
+                timeout=10,
             )
             assert reply.json()["delivered"], reply.text
         headers = {"Authorization": f"Bearer {token}"}
@@ -94,10 +102,10 @@ def test_a_worker_killed_mid_send_loses_nothing(database_url: str, tmp_path: Pat
                 assert response.status_code == 202, response.text
                 ids.append(response.json()["id"])
         deadline = time.monotonic() + 30
-        while len(_outbound_texts(sandbox.url)) < 20 and time.monotonic() < deadline:
+        while len(_outbound_texts(sandbox.url, access_token)) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         workers[0].kill()
-        at_kill = len(_outbound_texts(sandbox.url))
+        at_kill = len(_outbound_texts(sandbox.url, access_token))
         assert at_kill < TOTAL, "the worker finished before it could be killed"
         workers[1].start()
         pending = set(ids)
@@ -111,7 +119,7 @@ def test_a_worker_killed_mid_send_loses_nothing(database_url: str, tmp_path: Pat
                         pending.discard(message_id)
                 time.sleep(0.2)
         assert not pending, f"{len(pending)} accepted messages were never delivered"
-        texts = _outbound_texts(sandbox.url)
+        texts = _outbound_texts(sandbox.url, access_token)
         assert {f"worker crash {i}" for i in range(TOTAL)} <= set(texts)
         duplicates = len(texts) - len(set(texts))
         print(

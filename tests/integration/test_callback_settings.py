@@ -14,6 +14,7 @@ import pytest
 from tests.support.callback_receiver import Receiver, receiving
 from tests.support.harness import Harness
 from tests.support.processes import ServerProcess, cli, cli_json, free_port, wagate_env
+from wagate.bootstrap import SandboxIdentity
 
 URL = "https://example.com/wagate/events"
 
@@ -167,8 +168,11 @@ def test_worker_processes_deliver_callbacks(database_url: str, tmp_path: Path) -
             made = cli_json(env, "accounts", "set-callback", "--account", "sandbox", "--url", url)
             receiver.secret = made["callback_secret"]
             worker.start()
+            token = SandboxIdentity.load_or_create(tmp_path / "data").access_token
             reply = httpx.post(
-                f"{api.url}/sandbox/customer/reply", json={"phone": "+14155552671", "text": "hi"}
+                f"{api.url}/sandbox/customer/reply",
+                json={"phone": "+14155552671", "text": "hi"},
+                headers={"Authorization": f"Bearer {token}"},
             )
             assert reply.status_code == 200 and reply.json()["delivered"], reply.text
             deadline = time.monotonic() + 20

@@ -239,7 +239,11 @@ async def test_a_failed_message_reports_metas_error(database_url: str, tmp_path:
         refused, undeliverable = "+16505550001", "+16505550002"
         for phone, code, mode in ((refused, 131051, "response"), (undeliverable, 131026, "status")):
             fault = {"code": code, "mode": mode, "phone": phone, "count": 2}
-            assert (await gateway.client.post("/sandbox/faults", json=fault)).status_code == 201
+            assert (
+                await gateway.client.post(
+                    "/sandbox/faults", json=fault, headers=gateway.sandbox_auth
+                )
+            ).status_code == 201
             await gateway.reply(phone, text="hi")
         ids = {}
         for phone in (refused, undeliverable):

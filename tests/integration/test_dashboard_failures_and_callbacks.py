@@ -20,7 +20,9 @@ async def test_a_failed_message_gives_metas_words_once(gateway: Harness) -> None
     await add_user(gateway.engine, account="sandbox", email=ME)
     await gateway.reply(CUSTOMER, text="hi")
     fault = {"code": 131026, "mode": "response", "phone": CUSTOMER}
-    assert (await gateway.client.post("/sandbox/faults", json=fault)).status_code == 201
+    assert (
+        await gateway.client.post("/sandbox/faults", json=fault, headers=gateway.sandbox_auth)
+    ).status_code == 201
     sent = await gateway.send(phone=CUSTOMER, message="Hello")
     message = await gateway.wait_status(sent.json()["id"], "failed")
     details = message["error"]["details"]

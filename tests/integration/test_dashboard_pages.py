@@ -308,7 +308,11 @@ async def test_log_filters(gateway: Harness) -> None:
     first = await sandbox_message(gateway, "first one")
     await gateway.wait_status(first, "read")
     await gateway.reply("+447911123456", text="hi")
-    await gateway.client.post("/sandbox/faults", json={"code": 131026, "phone": "+447911123456"})
+    await gateway.client.post(
+        "/sandbox/faults",
+        json={"code": 131026, "phone": "+447911123456"},
+        headers=gateway.sandbox_auth,
+    )
     second = await gateway.send(phone="+447911123456", message="second one")
     assert second.status_code == 202, second.text
     await gateway.wait_status(second.json()["id"], "failed")
@@ -336,7 +340,9 @@ async def test_log_filters(gateway: Harness) -> None:
 async def test_failures_are_explained(gateway: Harness) -> None:
     await add_user(gateway.engine, account="sandbox", email=ME)
     await gateway.reply(CUSTOMER, text="hi")
-    fault = await gateway.client.post("/sandbox/faults", json={"code": 131026, "mode": "status"})
+    fault = await gateway.client.post(
+        "/sandbox/faults", json={"code": 131026, "mode": "status"}, headers=gateway.sandbox_auth
+    )
     assert fault.status_code == 201, fault.text
     sent = await gateway.send(phone=CUSTOMER, message="<script>alert(1)</script> *hi*")
     await gateway.wait_status(sent.json()["id"], "failed")

@@ -120,13 +120,17 @@ class Hostile:
         return self.gateway.client
 
     async def inject(self, **fault: Any) -> dict[str, Any]:
-        response = await self.client.post("/sandbox/faults", json=fault)
+        response = await self.client.post(
+            "/sandbox/faults", json=fault, headers=self.gateway.sandbox_auth
+        )
         assert response.status_code == 201, response.text
         data: dict[str, Any] = response.json()
         return data
 
     async def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = (await self.client.get("/sandbox/stats")).json()
+        data: dict[str, Any] = (
+            await self.client.get("/sandbox/stats", headers=self.gateway.sandbox_auth)
+        ).json()
         return data
 
     async def send_text(self, phone: str, text: str = "Your order ships today") -> str:
@@ -446,7 +450,9 @@ async def test_pair_rate_errors_back_off_four_to_the_n_seconds(
             await _drain_until(hostile, clock, wait - 0.5)  # not yet
             assert len(hostile.network.sends_to(phone)) == attempt
             if attempt == 3:
-                await hostile.client.delete(f"/sandbox/faults/{fault['id']}")
+                await hostile.client.delete(
+                    f"/sandbox/faults/{fault['id']}", headers=hostile.gateway.sandbox_auth
+                )
             await _drain_until(hostile, clock, 0.5)
         message = await hostile.gateway.wait_status(message_id, "read")
         assert message["attempts"] == 4

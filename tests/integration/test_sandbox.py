@@ -52,6 +52,16 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOOK_URL = "http://receiver.test/webhooks/whatsapp"
 
 
+async def own_routes_token(request: httpx.Request) -> None:
+    """The sandbox's own routes (replies, faults, stats) take its access token; these tests
+    are about what is behind it (tests/security/test_sandbox_routes.py tries them without)."""
+    if "/graph/" not in request.url.path:
+        request.headers.setdefault("Authorization", f"Bearer {TOKEN}")
+
+
+OWN_TOKEN: dict[str, Any] = {"request": [own_routes_token]}
+
+
 def check(validator: Callable[[Any], None], payload: Any) -> None:
     if meta_spec_available():
         validator(payload)
@@ -135,7 +145,9 @@ async def sandbox(receiver: Receiver, **overrides: Any) -> AsyncIterator[httpx.A
     app = create_sandbox_app(config(**overrides), webhook_client=hooks)
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.test") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://sandbox.test", event_hooks=OWN_TOKEN
+        ) as c:
             yield c
     finally:
         await app.state.sandbox.aclose()
@@ -914,7 +926,9 @@ async def test_a_held_request_leaves_no_task_behind(client: httpx.AsyncClient) -
 async def test_closing_the_sandbox_lets_held_requests_go(receiver: Receiver) -> None:
     hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.asgi()))
     app = create_sandbox_app(config(faults=[{"kind": "timeout", "seconds": 30}]))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://s", event_hooks=OWN_TOKEN
+    ) as c:
         held = asyncio.create_task(c.post(SEND, json=template(), headers=AUTH))
         await eventually(lambda: app.state.sandbox.held == 1)
         started = time.monotonic()
@@ -960,7 +974,7 @@ async def test_network_faults_over_a_real_server(http: str) -> None:
     pytest.importorskip(http)
     async with (
         over_uvicorn(http) as url,
-        httpx.AsyncClient(base_url=url, timeout=0.3) as client,
+        httpx.AsyncClient(base_url=url, timeout=0.3, event_hooks=OWN_TOKEN) as client,
     ):
         await client.post("/faults", json={"kind": "drop"})
         with pytest.raises(httpx.RemoteProtocolError):
@@ -995,7 +1009,7 @@ async def test_the_gateways_transport_reports_each_network_fault_as_httpx_would(
     payload = template()
     async with (
         over_uvicorn("httptools") as url,
-        httpx.AsyncClient(base_url=url) as admin,
+        httpx.AsyncClient(base_url=url, event_hooks=OWN_TOKEN) as admin,
         httpx.AsyncClient(
             timeout=httpx.Timeout(0.3, connect=5.0), transport=_loopback_transport(timeout=0.3)
         ) as http,
@@ -1184,11 +1198,13 @@ async def test_runs_under_its_own_lifespan_and_mounted_in_another_app(receiver: 
     async with app.router.lifespan_context(app):
         assert app.state.sandbox.webhooks.running
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://s"
+            transport=httpx.ASGITransport(app=app), base_url="http://s", event_hooks=OWN_TOKEN
         ) as c:
             await reply(c, text="hi")
     assert not app.state.sandbox.webhooks.running
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://s", event_hooks=OWN_TOKEN
+    ) as c:
         closed = error_of(await c.post(SEND, json=text(), headers=AUTH), 503, 2)
         assert closed["message"] == "(#2) Service temporarily unavailable"
 
@@ -1197,7 +1213,9 @@ async def test_runs_under_its_own_lifespan_and_mounted_in_another_app(receiver: 
     parent.mount("/sandbox", inner)
     try:
         transport = httpx.ASGITransport(app=parent)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw", event_hooks=OWN_TOKEN
+        ) as c:
             await c.post("/sandbox/customer/reply", json={"phone": CUSTOMER, "text": "hi"})
             response = await c.post(f"/sandbox{SEND}", json=text(), headers=AUTH)
             wamid = response.json()["messages"][0]["id"]

@@ -325,3 +325,74 @@ async def _pause(seconds: float = 0.05) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- more lookups by id
+
+
+async def test_callback_settings_of_another_tenant_are_untouched(tenants: TwoTenants) -> None:
+    gw = tenants.gateway
+    mine = await gw.client.put(
+        "/v1/callback", json={"url": "https://a.example.com/hook"}, headers=gw.auth
+    )
+    assert mine.status_code == 200, mine.text
+    a_before = (await gw.client.get("/v1/callback", headers=gw.auth)).json()
+    assert (await tenants.as_b("GET", "/v1/callback")).json()["callback_url"] is None
+    b_set = await tenants.as_b("PUT", "/v1/callback", json={"url": "https://b.example.com/hook"})
+    assert b_set.status_code == 200
+    assert (await tenants.as_b("DELETE", "/v1/callback")).status_code in (200, 204)
+    assert (await gw.client.get("/v1/callback", headers=gw.auth)).json() == a_before
+
+
+async def test_a_cursor_of_another_tenants_listing_shows_only_ones_own(
+    tenants: TwoTenants,
+) -> None:
+    gw = tenants.gateway
+    for text in ("two", "three"):
+        assert (await gw.send(phone=CUSTOMER, message=text)).status_code == 202
+    page = (await gw.client.get("/v1/messages", params={"limit": 1}, headers=gw.auth)).json()
+    assert page["next_cursor"]
+    theirs = await tenants.as_b("GET", "/v1/messages", params={"cursor": page["next_cursor"]})
+    assert theirs.status_code in (200, 422), theirs.text
+    if theirs.status_code == 200:
+        assert theirs.json()["data"] == []
+
+
+async def test_another_tenants_template_names_are_unknown(tenants: TwoTenants) -> None:
+    gw, b = tenants.gateway, tenants.b
+    synced = await gw.client.post("/v1/templates/sync", headers=gw.auth)
+    name = synced.json()["data"][0]["name"]
+    await open_window(gw, b.channel, CUSTOMER)
+    by_name = await tenants.as_b("GET", "/v1/templates", params={"name": name})
+    assert by_name.json()["data"] == []
+    send = await tenants.as_b(
+        "POST", "/v1/messages/template", json={"phone": CUSTOMER, "template": name}
+    )
+    assert send.status_code == 422 and send.json()["error"]["code"] == "template_not_found"
+
+
+async def test_the_dashboards_live_pages_replays_and_sends_by_id(tenants: TwoTenants) -> None:
+    gw, b = tenants.gateway, tenants.b
+    await gw.client.put("/v1/callback", json={"url": "https://a.example.com/hook"}, headers=gw.auth)
+    await gw.reply(CUSTOMER, text="again")
+    [delivery, *_] = (await gw.client.get("/v1/callbacks", headers=gw.auth)).json()["data"]
+    a_channel = (await gw.sandbox_channel()).id
+    await add_user(gw.engine, account=b.name, email=B_USER, is_admin=True)
+    before = len(gw.sent_to_meta)
+    async with client_for(gw.app) as browser:
+        csrf = await sign_in(browser, B_USER)
+        assert (await browser.get(f"/messages/{tenants.a_id}/live")).status_code == 404
+        live = await browser.get(f"/conversations/{CUSTOMER_WA}/live")
+        assert "A&#39;s order is ready" not in live.text and "hello A" not in live.text
+        replay = await browser.post(
+            f"/callbacks/{delivery['id']}/replay", data={"csrf_token": csrf}
+        )
+        assert replay.status_code == 404
+        through_a = await browser.post(
+            f"/conversations/{CUSTOMER_WA}/send",
+            data={"csrf_token": csrf, "channel": a_channel, "text": "from B via A"},
+        )
+        assert through_a.status_code in (404, 422), through_a.status_code
+        # B has no sandbox channel: there is no sandbox phone to see A's customers through.
+        assert (await browser.get(f"/sandbox-phone/{CUSTOMER_WA}")).status_code == 404
+    assert len(gw.sent_to_meta) == before  # nothing was sent through A's channel

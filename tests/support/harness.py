@@ -51,6 +51,11 @@ class Harness:
         return {"Authorization": f"Bearer {self.token}"}
 
     @property
+    def sandbox_auth(self) -> dict[str, str]:
+        """What the sandbox's own routes (replies, faults, stats) take: its access token."""
+        return {"Authorization": f"Bearer {self.identity.access_token}"}
+
+    @property
     def dispatcher(self) -> Dispatcher:
         dispatcher: Dispatcher = self.app.state.dispatcher
         return dispatcher
@@ -73,7 +78,7 @@ class Harness:
     async def reply(self, phone: str, **fields: Any) -> dict[str, Any]:
         """The customer writes to the business through the sandbox (a signed webhook)."""
         response = await self.client.post(
-            "/sandbox/customer/reply", json={"phone": phone, **fields}
+            "/sandbox/customer/reply", json={"phone": phone, **fields}, headers=self.sandbox_auth
         )
         assert response.status_code == 200, response.text
         data: dict[str, Any] = response.json()
@@ -117,6 +122,8 @@ async def running_gateway(
     wires it (the sandbox in-process, any other Graph URL over the network under the egress
     policy); `sent_to_meta` then stays empty. Otherwise every Graph request goes in-process."""
     settings_overrides.setdefault("egress_allow", LOOPBACK)
+    # Tests add real channels next to the sandbox's: keep it (`sandbox="auto"` to see it go).
+    settings_overrides.setdefault("sandbox", "on")
     settings = Settings(
         data_dir=data_dir, database_url=database_url, public_url=BASE, **settings_overrides
     )

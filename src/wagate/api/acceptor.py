@@ -44,6 +44,8 @@ class Acceptor:
         self.clock = clock
         self.rate_check = rate_check
         self.max_batch = max_batch
+        self.unavailable_channels: frozenset[str] = frozenset()
+        """Channels that cannot be sent through (their sandbox is gone): refused at once."""
         self._direct = DirectWriter(engine) if runs_inline(engine) else None
         self._pending: list[Waiting] = []
         # On SQLite every writer of the process queues for one lock (store/db.py), first come
@@ -150,8 +152,18 @@ class Acceptor:
             async with self._direct.transaction() as driver:
                 now = self.clock.now()
                 return await accept_rows(
-                    DirectRows(driver), items, now=now, rate_check=self.rate_check
+                    DirectRows(driver),
+                    items,
+                    now=now,
+                    rate_check=self.rate_check,
+                    unavailable=self.unavailable_channels,
                 )
         async with write_tx(self.engine) as conn:
             now = self.clock.now()
-            return await accept_batch(conn, items, now=now, rate_check=self.rate_check)
+            return await accept_batch(
+                conn,
+                items,
+                now=now,
+                rate_check=self.rate_check,
+                unavailable=self.unavailable_channels,
+            )

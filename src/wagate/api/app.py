@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -24,6 +25,7 @@ from wagate.api import (
 )
 from wagate.api import channels as channels_api
 from wagate.api import metrics as metrics_api
+from wagate.api.body_limit import BodyLimit, json_answer, plain_page
 from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
@@ -31,13 +33,18 @@ from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
 from wagate.api.openapi_forms import describe_forms
 from wagate.api.request_log import RequestLog
+from wagate.api.sandbox_gate import SandboxGate, unreachable_sandbox_channels
 from wagate.api.schemas import BatchBody, ErrorResponse, SendMessageBody, SendTemplateBody
+from wagate.bootstrap import sandbox_forced
 from wagate.clock import Clock, SystemClock
 from wagate.cloud.client import CloudClient
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
+from wagate.domain.errors import PayloadTooLarge
 from wagate.egress import graph_client
+
+_T = TypeVar("_T")
 
 
 def create_app(
@@ -55,6 +62,20 @@ def create_app(
     clock = clock or SystemClock()
     secret_box.configure(settings)  # the key its stored secrets are sealed with
     services = Services(settings=settings, engine=engine, clock=clock)
+    gate: SandboxGate | None = None
+    if sandbox is not None:
+
+        def refuse(channel_ids: frozenset[str]) -> None:
+            services.acceptor.unavailable_channels = channel_ids
+
+        gate = SandboxGate(
+            sandbox,
+            sandbox.state.sandbox,
+            engine=engine,
+            local_url=settings.local_url,
+            keep=sandbox_forced(settings),
+            on_retire=refuse,
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +85,14 @@ def create_app(
         )
         app.state.dispatcher = dispatcher
         app.state.cloud_http = http  # template syncs reach Meta (or the sandbox) through it
+        if gate is not None:
+            await _quietly(gate.check())
+            gate.start_watching()
+        else:
+            # A sandbox channel whose Graph URL is this server's own sandbox, which is not
+            # here: its sends are refused at once (channel_unavailable), not failed later.
+            found = await _quietly(unreachable_sandbox_channels(engine, settings.local_url))
+            services.acceptor.unavailable_channels = found or frozenset()
         if on_startup is not None:
             await on_startup()
         if run_dispatcher:
@@ -73,6 +102,8 @@ def create_app(
             yield
         finally:
             await services.acceptor.aclose()
+            if gate is not None:
+                await gate.aclose()
             await dispatcher.stop()
             if sandbox is not None and hasattr(sandbox.state, "sandbox"):
                 await sandbox.state.sandbox.aclose()
@@ -98,6 +129,7 @@ def create_app(
     app.state.services = services
     app.add_middleware(SendFastPath, services=services)
     app.add_middleware(ApiRequestMetrics)
+    app.add_middleware(BodyLimit, too_large=_too_large)
     app.add_middleware(RequestLog)  # outermost: its duration covers everything below
     install_error_handlers(app)
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
@@ -112,11 +144,29 @@ def create_app(
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(metrics_api.create_router(queue_depth=metrics_api.outbox_depth(engine)))
-    if sandbox is not None:
-        app.mount("/sandbox", sandbox)
+    if gate is not None:
+        app.mount("/sandbox", gate)
+    app.state.sandbox_gate = gate
     install_dashboard(app, services, sandbox=sandbox)
     _document_errors(app)
     return app
+
+
+async def _quietly(work: Awaitable[_T]) -> _T | None:
+    """`work`'s result, or None when storage could not answer (logged; start-up goes on)."""
+    try:
+        return await work
+    except Exception as exc:
+        logging.getLogger("wagate.api").warning("could not check the sandbox's channels: %s", exc)
+        return None
+
+
+def _too_large(scope: Any, error: PayloadTooLarge) -> Any:
+    """A 413 that escaped the route: the API's JSON, or a plain page on the dashboard's paths."""
+    from wagate.dashboard.errors import is_dashboard_path
+
+    page = is_dashboard_path(scope.get("path", ""))
+    return plain_page(scope, error) if page else json_answer(scope, error)
 
 
 def _document_errors(app: FastAPI) -> None:

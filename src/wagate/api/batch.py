@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from wagate.api.batch_kinds import BatchLookups, parse_item
-from wagate.api.body import read_limited
+from wagate.api.body import read_body
 from wagate.api.deps import get_services
 from wagate.api.messages import request_token
 from wagate.api.schemas import BATCH_MAX_ITEMS, BatchResult, error_responses
@@ -39,9 +39,7 @@ from wagate.store.idempotency import Replayed
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 
-# The body limit of this endpoint (SPEC §9). TODO(server-hardening): move to the per-route
-# table in api/limits.py when it lands.
-MAX_BATCH_BODY = 8 * 1024 * 1024
+# The body limit of this endpoint (SPEC §9, 8 MiB) is in BodyLimit's table (api/body_limit.py).
 # Parsing a thousand items takes tens of milliseconds: let other requests in between.
 PARSE_SLICE = 100
 
@@ -118,7 +116,7 @@ async def _read_json_object(request: Request) -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not supported here; send application/json."
         )
-    raw = await read_limited(request, MAX_BATCH_BODY)
+    raw = await read_body(request)
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

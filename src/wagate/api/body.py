@@ -1,4 +1,5 @@
-"""Reading request bodies: JSON, urlencoded or multipart, at most 64 KiB, always an object.
+"""Reading request bodies: JSON, urlencoded or multipart, always an object (at most 64 KiB:
+`BodyLimit` bounds every route's body).
 
 JSON is refused with `invalid_body` (400) when it is nested deeper than `MAX_JSON_DEPTH`
 (Python's parser would fail on 30,000 levels, and a few hundred would fail later, wherever the
@@ -16,9 +17,8 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from wagate.domain.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+from wagate.domain.errors import InvalidBody, UnsupportedMediaType
 
-MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 64
 """Arrays and objects nested in one another, at most (Meta's webhooks use about ten)."""
 
@@ -26,10 +26,6 @@ MAX_JSON_DEPTH = 64
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _NESTING = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-
-
-def _size(limit: int) -> str:
-    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
 
 
 def nesting_problem(raw: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
@@ -61,29 +57,17 @@ def parse_json(raw: bytes, *, limit: int = MAX_JSON_DEPTH) -> Any:
         raise InvalidBody("The JSON is nested too deep.") from None
 
 
-async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise PayloadTooLarge(
-                    f"The request body is {declared} bytes; the limit is {_size(limit)}."
-                )
-        except ValueError:
-            raise InvalidBody("The Content-Length header is not a number.") from None
+async def read_body(request: Request) -> bytes:
+    """The whole body. Its size is bounded by `BodyLimit` (api/body_limit.py), which refuses
+    it with `PayloadTooLarge` by its declared length or as it streams, per route."""
     # Straight from the ASGI channel: Starlette's Request.stream() costs more per request
     # than the rest of reading and parsing a send together.
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             raise InvalidBody("The client went away before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than {_size(limit)}.")
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -105,7 +89,7 @@ async def read_fields(request: Request) -> tuple[dict[str, Any], bool]:
             f"Content-Type {media or '(none)'} is not supported; send application/json, "
             "application/x-www-form-urlencoded or multipart/form-data."
         )
-    raw = await read_limited(request)
+    raw = await read_body(request)
     if media == "multipart/form-data":
         return await _multipart(request, raw), True
     if media == "application/x-www-form-urlencoded":

@@ -33,7 +33,11 @@ from wagate.domain.models import SendRequest
 from wagate.domain.templates import build_template_send, lookup_keys
 from wagate.store import accounts as account_store
 from wagate.store import templates as template_store
-from wagate.store.accepts import AcceptRequest, unknown_channel_field
+from wagate.store.accepts import (
+    AcceptRequest,
+    channel_unavailable_error,
+    unknown_channel_field,
+)
 from wagate.template_sync import fetch_channels, store_synced
 
 router = APIRouter(prefix="/v1", tags=["templates"])
@@ -75,12 +79,20 @@ async def _checked(
         channel = await account_store.channel_for_send(
             conn, account_id=caller.account_id, wanted=wanted
         )
+        gone = services.acceptor.unavailable_channels
+        if channel is not None and channel.id in gone and not wanted:
+            # The default is the sandbox's, gone: the account's first channel that is not.
+            found = await account_store.list_channels(conn, account_id=caller.account_id)
+            channel = next((c for c in found if c.id not in gone), channel)
         candidates = []
         if channel is not None and name is not None:
             candidates = await template_store.templates_named(
                 conn, channel_id=channel.id, name=name
             )
     channel_error = unknown_channel_field(wanted) if channel is None else None
+    if channel is not None and channel.id in services.acceptor.unavailable_channels:
+        # Its sandbox is gone: say so rather than that its templates are unknown.
+        raise channel_unavailable_error(channel.id, channel.display_phone_number)
     try:
         take_idempotency_header(request, fields)
         return build_template_send(fields, candidates, form=form, channel_error=channel_error)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from wagate import metrics
-from wagate.api.body import parse_json, read_limited
+from wagate.api.body import parse_json, read_body
 from wagate.api.deps import Services, ServicesDep
 from wagate.api.schemas import ErrorResponse
 from wagate.cloud.webhook_guard import (
@@ -44,8 +44,8 @@ from wagate.store.webhook_batches import store_batch
 log = logging.getLogger("wagate.webhooks")
 router = APIRouter(tags=["webhooks"])
 
-# Meta batches up to 1,000 updates in one POST.
-MAX_WEBHOOK_BODY = 8 * 1024 * 1024
+# Meta batches up to 1,000 updates in one POST; the body limit (8 MiB) is in BodyLimit's table
+# (api/body_limit.py).
 WEBHOOK_JSON_DEPTH = 32
 
 
@@ -190,7 +190,7 @@ def _signature(request: Request) -> str:
 
 async def _body(request: Request) -> bytes:
     try:
-        raw = await read_limited(request, MAX_WEBHOOK_BODY)
+        raw = await read_body(request)
     except PayloadTooLarge:
         metrics.record_webhook("too_large")
         raise

@@ -37,7 +37,6 @@ SESSION_COOKIE = "wagate_session"
 SIGN_IN_COOKIE = "wagate_sign_in"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-MAX_FORM_BYTES = 256 * 1024
 
 # Pages hold an account's data: never cache them, never frame them, load nothing from
 # elsewhere (htmx is served from /static, there are no inline scripts or styles).
@@ -231,9 +230,8 @@ SignedIn = Annotated[SignedInUser, Depends(signed_in)]
 
 
 async def read_form(request: Request) -> FormData:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_FORM_BYTES:
-        raise DashboardError("That form is too large to send.", title="Too large", status=413)
+    """The form; `BodyLimit` (api/body_limit.py) refuses one over its route's limit (256 KiB,
+    declared or streamed) with a 413, shown as the "Too large" page."""
     return await request.form(max_files=0)
 
 

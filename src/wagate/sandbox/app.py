@@ -10,23 +10,32 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
     GET  /customer/{phone}/messages[?limit=N]          both sides of one customer's chat
     GET  /stats                                        sends, duplicates, webhook counters
     GET|POST|DELETE /faults, DELETE /faults/{id}       injected faults (see `faults`)
-    GET  /                                             what the sandbox simulates (no secrets)
+    GET  /                                             what the sandbox simulates (no secrets;
+                                                       without the token only its name)
+
+Every route but the Graph API's takes the sandbox's access token as `Authorization: Bearer …`
+(the token its Graph API takes; the CLI and the dashboard's sandbox phone pass it): whoever
+reaches the server could otherwise fail every send, read what the business sent and open
+windows. Bodies are bounded (`BodyLimit`: 64 KiB, 1 MiB for the Graph API) and so are numbers
+(`limit`, fault ids, timestamps): a 4xx, never a 500.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from wagate.api.body import parse_json
+from wagate.api.body_limit import SANDBOX_BODY, SANDBOX_LIMITS, BodyLimit
+from wagate.domain.errors import InvalidBody, WagateError
 from wagate.sandbox import graph
 from wagate.sandbox.config import SandboxConfig
 from wagate.sandbox.faults import (
@@ -91,13 +100,51 @@ def _client_gone(request: Request) -> Callable[[], Awaitable[None]]:
     return gone
 
 
+MAX_LIMIT = 1000
+"""The most messages `GET /customer/{phone}/messages?limit=N` returns."""
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def own_route_guard(sandbox: Sandbox) -> Callable[[Request], Awaitable[None]]:
+    """The check in front of the sandbox's own routes: its access token, as a Bearer token."""
+
+    async def guard(request: Request) -> None:
+        token = _bearer(request)
+        if token is None:
+            raise SandboxRequestError(
+                "missing_token",
+                "The sandbox's own routes need its access token: send Authorization: Bearer "
+                "<token> (`wagate sandbox info` shows it).",
+                status=401,
+            )
+        if not sandbox.token_matches(token):
+            raise SandboxRequestError(
+                "invalid_token", "That is not the sandbox's access token.", status=401
+            )
+
+    return guard
+
+
+def _limit(request: Request) -> int | None:
+    raw = request.query_params.get("limit")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_LIMIT):
+        raise SandboxRequestError(
+            "invalid_field", f"limit must be a whole number from 1 to {MAX_LIMIT}.", field="limit"
+        )
+    return int(raw)
+
+
 async def _json_body(request: Request) -> object:
     try:
-        return json.loads(await request.body())
-    except ValueError:
-        raise SandboxRequestError(
-            "invalid_body", "The body is not valid JSON.", status=400
-        ) from None
+        return parse_json(await request.body())
+    except InvalidBody as exc:  # not JSON, nested too deep, a number too long
+        raise SandboxRequestError("invalid_body", exc.message, status=400) from None
 
 
 async def answer_send(
@@ -158,10 +205,18 @@ def create_sandbox_app(
         dependencies=[Depends(started)],
     )
     app.state.sandbox = sandbox
+    app.add_middleware(BodyLimit, limits=SANDBOX_LIMITS, default=SANDBOX_BODY)
+    own = APIRouter(dependencies=[Depends(own_route_guard(sandbox))])
 
     @app.exception_handler(SandboxRequestError)
     async def sandbox_error(_: Request, exc: SandboxRequestError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(WagateError)
+    async def wagate_error(_: Request, exc: WagateError) -> JSONResponse:
+        # A body over its limit (BodyLimit), in SPEC §2's shape.
+        return JSONResponse(exc.body(), status_code=exc.http_status, headers=exc.headers)
 
     @app.exception_handler(graph.GraphError)
     async def graph_error(_: Request, exc: graph.GraphError) -> JSONResponse:
@@ -238,31 +293,34 @@ def create_sandbox_app(
         if waba_id != config.waba_id:
             raise graph.unknown_object(waba_id, "get")
         limit_arg = request.query_params.get("limit", "25")
-        limit = int(limit_arg) if limit_arg.isdigit() and int(limit_arg) > 0 else 25
+        limit = 25
+        if limit_arg.isascii() and limit_arg.isdigit():
+            # Graph caps a page's size rather than refusing a large one.
+            limit = min(int(limit_arg), MAX_LIMIT) if len(limit_arg) <= 6 else MAX_LIMIT
+            limit = limit or 25
         base = str(request.url.remove_query_params(["after", "limit", "fields"]))
         after, fields = request.query_params.get("after"), request.query_params.get("fields")
         return JSONResponse(template_page(base, after, limit, fields))
 
     # --- the simulated customer and the counters ---------------------------------------------
 
-    @app.post("/customer/reply")
+    @own.post("/customer/reply")
     async def customer_reply(request: Request) -> JSONResponse:
         return JSONResponse(await sandbox.reply(await _json_body(request)))
 
-    @app.get("/customer/{phone}/messages")
+    @own.get("/customer/{phone}/messages")
     async def customer_messages(phone: str, request: Request) -> JSONResponse:
-        limit = request.query_params.get("limit", "")
-        return JSONResponse(sandbox.messages(phone, int(limit) if limit.isdigit() else None))
+        return JSONResponse(sandbox.messages(phone, _limit(request)))
 
-    @app.get("/stats")
+    @own.get("/stats")
     async def stats() -> JSONResponse:
         return JSONResponse(sandbox.stats())
 
-    @app.get("/faults")
+    @own.get("/faults")
     async def list_faults() -> JSONResponse:
         return JSONResponse([f.as_dict() for f in sandbox.faults.queue])
 
-    @app.post("/faults")
+    @own.post("/faults")
     async def add_fault(request: Request) -> JSONResponse:
         body = await _json_body(request)
         if not isinstance(body, dict):
@@ -273,14 +331,15 @@ def create_sandbox_app(
             raise SandboxRequestError("invalid_field", exc.message, field=exc.field) from None
         return JSONResponse(fault.as_dict(), status_code=201)
 
-    @app.delete("/faults")
+    @own.delete("/faults")
     async def clear_faults() -> JSONResponse:
         sandbox.faults.clear()
         return JSONResponse({"success": True})
 
-    @app.delete("/faults/{fault_id}")
+    @own.delete("/faults/{fault_id}")
     async def remove_fault(fault_id: str) -> JSONResponse:
-        if not (fault_id.isdigit() and sandbox.faults.remove(int(fault_id))):
+        known = fault_id.isascii() and fault_id.isdigit() and len(fault_id) <= 18
+        if not (known and sandbox.faults.remove(int(fault_id))):
             return JSONResponse(
                 {"success": False, "error": {"code": "not_found", "message": "No such fault."}},
                 status_code=404,
@@ -288,7 +347,10 @@ def create_sandbox_app(
         return JSONResponse({"success": True})
 
     @app.get("/")
-    async def info() -> JSONResponse:
+    async def info(request: Request) -> JSONResponse:
+        if not sandbox.token_matches(_bearer(request)):
+            # Without the token, only that it is up (a liveness probe for `sandbox run`).
+            return JSONResponse({"name": "wagate sandbox"})
         return JSONResponse(
             {
                 "name": "wagate sandbox",
@@ -301,6 +363,7 @@ def create_sandbox_app(
             }
         )
 
+    app.include_router(own)
     return app
 
 

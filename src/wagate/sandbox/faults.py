@@ -45,7 +45,7 @@ import re
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from wagate.sandbox import events, graph
 
@@ -373,17 +373,20 @@ class Fault:
         return events.status_error(self.code, known.title, known.details)
 
 
-def _number(body: dict[str, Any], key: str, *, low: float, high: float | None = None) -> float:
+MAX_SECONDS = 86_400.0
+"""The longest delay, hold or Retry-After a fault may ask for (a day)."""
+MAX_CODE = 10**9
+MAX_COUNT = 10**9
+
+
+def _number(body: dict[str, Any], key: str, *, low: float, high: float = MAX_SECONDS) -> float:
     value = body[key]
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < low
-        or (high is not None and value > high)
+        or not low <= value <= high  # also NaN; and a huge int is not made a float
     ):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise FaultSpecError(key, f"{key} must be a number {bounds}.")
+        raise FaultSpecError(key, f"{key} must be a number between {low:g} and {high:g}.")
     return float(value)
 
 
@@ -394,7 +397,7 @@ def _positive(body: dict[str, Any], key: str) -> float:
     return value
 
 
-def _int(value: object) -> bool:
+def _int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -445,7 +448,7 @@ def parse_fault(body: object) -> FaultSpec:
 
     if kind == "meta":
         code = body.get("code")
-        if not _int(code):
+        if not (_int(code) and 0 <= code <= MAX_CODE):
             raise FaultSpecError("code", "code must be Meta's numeric error code.")
         assert isinstance(code, int)
         mode = body.get("mode")
@@ -471,7 +474,7 @@ def parse_fault(body: object) -> FaultSpec:
         spec.rate = _number(body, "rate", low=0.0, high=1.0)
     if "count" in body:
         count = body["count"]
-        if count is not None and not (_int(count) and count >= 1):
+        if count is not None and not (_int(count) and 1 <= count <= MAX_COUNT):
             raise FaultSpecError(
                 "count", "count must be a positive integer, or null (until cleared)."
             )

@@ -21,6 +21,8 @@ from wagate.sandbox.validation import validate_send
 from wagate.sandbox.webhooks import WebhookDispatcher
 
 DEFAULT_PROFILE_NAME = "Sandbox Customer"
+TIMESTAMP_SKEW = 300
+"""How far ahead of the server's clock a customer's reply may be dated (clocks differ)."""
 
 
 class SandboxRequestError(Exception):
@@ -106,11 +108,15 @@ class Sandbox:
 
     # --- Graph API --------------------------------------------------------------------------
 
+    def token_matches(self, token: str | None) -> bool:
+        """Whether `token` is the sandbox's access token (its Graph API's and its own routes')."""
+        expected = self.config.access_token.encode()
+        return token is not None and hmac.compare_digest(token.encode(), expected)
+
     def check_graph(self, version: str, path: str, token: str | None) -> None:
         if not graph.VERSION_RE.match(version):
             raise graph.unknown_path(f"/{version}{path}")
-        expected = self.config.access_token.encode()
-        if token is None or not hmac.compare_digest(token.encode(), expected):
+        if not self.token_matches(token):
             raise graph.invalid_token()
 
     async def send(
@@ -302,15 +308,27 @@ class Sandbox:
 
     @staticmethod
     def _timestamp(value: object, now: float) -> int:
+        """A reply's `timestamp`: epoch seconds, not before 1970 and not later than
+        `TIMESTAMP_SKEW` from now (a reply from the future would hold a window open)."""
         if value is None:
             return int(now)
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return int(value)
-        raise SandboxRequestError(
-            "invalid_field", "timestamp must be epoch seconds.", field="timestamp"
-        )
+        number: float | None = None
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+            number = int(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = value
+        if number is None or not number >= 0:  # also NaN
+            raise SandboxRequestError(
+                "invalid_field", "timestamp must be epoch seconds.", field="timestamp"
+            )
+        if number > now + TIMESTAMP_SKEW:  # also infinity
+            raise SandboxRequestError(
+                "invalid_field",
+                f"timestamp is in the future; at most {TIMESTAMP_SKEW} seconds ahead of the "
+                "server's clock is accepted.",
+                field="timestamp",
+            )
+        return int(number)
 
     def _button_reply(
         self, wa_id: str, body: dict[str, Any], context: str | None

@@ -196,7 +196,8 @@ def template_page(
     """One page of templates with Meta's cursor paging: `data`, `paging.cursors.before/after`,
     and `paging.next` while more remain. The cursor is the index, as a string. `fields` is
     Graph's `?fields=a,b` (`id` always comes along)."""
-    start = int(after) if after is not None and after.isdigit() else 0
+    known = after is not None and after.isascii() and after.isdigit() and len(after) <= 9
+    start = int(after) if known and after is not None else 0
     wanted = {f.strip() for f in fields.split(",")} | {"id"} if fields else set(_LISTED_FIELDS)
     page = [{k: v for k, v in t.items() if k in wanted} for t in TEMPLATES[start : start + limit]]
     out: dict[str, Any] = {"data": page}

@@ -8,7 +8,7 @@ the same answer for each request as if it had been alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,17 +95,36 @@ def _unknown_channel(wanted: str | None) -> ValidationFailed:
     return ValidationFailed([unknown_channel_field(wanted)])
 
 
-def _pick_channel(candidates: Sequence[ChannelChoice], wanted: str | None) -> ChannelChoice | None:
+def channel_unavailable_error(channel_id: str, number: str | None) -> ValidationFailed:
+    shown = f" (+{number.lstrip('+')})" if number else ""
+    return ValidationFailed(
+        [
+            FieldError(
+                "channel",
+                "channel_unavailable",
+                f"Channel {channel_id}{shown} cannot be reached: it is the sandbox's, and the "
+                "sandbox is off since this server has a real channel. Send through a real "
+                "channel (give its id as channel).",
+            )
+        ]
+    )
+
+
+def _pick_channel(
+    candidates: Sequence[ChannelChoice], wanted: str | None, unavailable: Container[str] = ()
+) -> ChannelChoice | None:
+    """The channel named, else the default; a default that cannot be reached (the sandbox's,
+    once a real channel was added) gives way to the account's first channel that can."""
     if wanted:
         digits = wanted.lstrip("+")
         for c in candidates:
             if wanted in (c.id, c.phone_number_id) or c.display_phone_number == digits:
                 return c
         return None
-    for c in candidates:
-        if c.is_default:
-            return c
-    return candidates[0] if candidates else None
+    ordered = sorted(candidates, key=lambda c: not c.is_default)  # stable: default first
+    reachable = [c for c in ordered if c.id not in unavailable]
+    pool = reachable or ordered
+    return pool[0] if pool else None
 
 
 async def accept_batch(
@@ -114,9 +133,12 @@ async def accept_batch(
     *,
     now: datetime,
     rate_check: RateCheck | None = None,
+    unavailable: Container[str] = (),
 ) -> list[Outcome]:
     """`accept_rows` through SQLAlchemy, in the caller's transaction on `conn`."""
-    return await accept_rows(CoreRows(conn), items, now=now, rate_check=rate_check)
+    return await accept_rows(
+        CoreRows(conn), items, now=now, rate_check=rate_check, unavailable=unavailable
+    )
 
 
 async def accept_rows(
@@ -125,10 +147,12 @@ async def accept_rows(
     *,
     now: datetime,
     rate_check: RateCheck | None = None,
+    unavailable: Container[str] = (),
 ) -> list[Outcome]:
     """Store and queue every acceptable message; for each item, its message row (with
     `window_expires_at`), the first answer to its idempotency key, or the error that refused
-    it. Nothing is written for refused items."""
+    it. Nothing is written for refused items. A channel in `unavailable` (a sandbox channel
+    whose sandbox is gone) refuses its sends with `channel_unavailable`."""
     hashes = [hash_token(item.token) if item.account_id is None else "" for item in items]
     wanted = list({h for h in hashes if h})
     by_hash: dict[str, TokenRow] = {}
@@ -166,9 +190,12 @@ async def accept_rows(
                 continue
             seen_keys.add((account_id, key))
             keyed[index] = (account_id, key)
-        channel = _pick_channel(by_account[account_id], item.request.channel)
+        channel = _pick_channel(by_account[account_id], item.request.channel, unavailable)
         if channel is None:
             outcomes.append(_unknown_channel(item.request.channel))
+            continue
+        if channel.id in unavailable:
+            outcomes.append(channel_unavailable_error(channel.id, channel.display_phone_number))
             continue
         outcomes.append({})
         chosen.append((index, account_id, channel))

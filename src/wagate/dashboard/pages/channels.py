@@ -64,10 +64,12 @@ async def channel_list(request: Request, user: SignedIn) -> Response:
     services = dashboard_of(request).services
     async with services.engine.connect() as conn:
         found = await account_store.list_channels(conn, account_id=user.account_id)
+    gate = getattr(request.app.state, "sandbox_gate", None)
     return render(
         request,
         "channels.html",
         channels=found,
+        sandbox_on=gate is not None and gate.serving,
         mask=mask_secret,
         webhook_url=webhook_url(request),
         channel_webhook_url=lambda channel: webhook_url(request, channel),
@@ -83,11 +85,14 @@ def _form_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
+    gate = getattr(request.app.state, "sandbox_gate", None)
     return render(
         request,
         "channel_form.html",
         status=status,
         channel=channel,
+        # Adding a real channel turns the sandbox off at once: say so before it happens.
+        sandbox_goes=gate is not None and gate.serving and not gate.keep,
         values=values,
         errors=errors or {},
         mask=mask_secret,
@@ -138,6 +143,9 @@ async def add_channel(request: Request, posted: AdminForm) -> Response:
         except account_store.AlreadyExists:
             errors["phone_number_id"] = "This phone number id is already a channel."
         else:
+            gate = getattr(request.app.state, "sandbox_gate", None)
+            if gate is not None:
+                await gate.check()  # a real channel now: the sandbox goes at once
             return see_other(f"/channels?saved={channel.id}#{channel.id}")
     return _form_page(request, channel=None, values=values, errors=errors, status=422)
 
@@ -178,5 +186,8 @@ async def save_channel(channel_id: str, request: Request, posted: AdminForm) -> 
         except account_store.AlreadyExists:
             errors["phone_number_id"] = "Another channel has this phone number id."
         else:
+            gate = getattr(request.app.state, "sandbox_gate", None)
+            if gate is not None:
+                await gate.check()  # a real channel now: the sandbox goes at once
             return see_other(f"/channels?saved={channel.id}#{channel.id}")
     return _form_page(request, channel=channel, values=values, errors=errors, status=422)

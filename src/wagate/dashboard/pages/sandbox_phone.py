@@ -28,8 +28,8 @@ router = APIRouter(include_in_schema=False)
 
 FIRST_CUSTOMER = "+14155552671"
 NOT_RUNNING = (
-    "The sandbox is not answering. `wagate serve` runs it only while there is no real channel, "
-    "unless WAGATE_SANDBOX=on."
+    "The sandbox is not answering. `wagate serve` runs it only while there is no real channel "
+    "(adding one turns it off at once), unless WAGATE_SANDBOX=on."
 )
 THREAD_LENGTH = 50
 
@@ -47,21 +47,33 @@ class SandboxCustomer:
         if self.local is not None and self.local.config.phone_number_id != channel.phone_number_id:
             self.local = None
         self.base = channel.graph_url.removesuffix("/graph")
+        # The sandbox's own routes take its access token (the channel's): passed here, on the
+        # server, so the browser never holds it.
+        self.headers = {"Authorization": f"Bearer {channel.access_token}"}
+
+    def _local(self) -> Any:
+        """The sandbox in this process, if it is the channel's; SandboxUnavailable once it
+        was turned off (a real channel was added)."""
+        if self.local is not None and self.local.closed:
+            raise SandboxUnavailable("the sandbox is off")
+        return self.local
 
     async def messages(self, phone: str) -> list[dict[str, Any]]:
-        if self.local is not None:
-            found: list[dict[str, Any]] = self.local.messages(phone, THREAD_LENGTH)
+        local = self._local()
+        if local is not None:
+            found: list[dict[str, Any]] = local.messages(phone, THREAD_LENGTH)
             return found
         data = await self._call("GET", f"/customer/{phone_digits(phone)}/messages?limit=50")
         return data if isinstance(data, list) else []
 
     async def reply(self, body: dict[str, Any]) -> dict[str, Any]:
         """The sandbox's answer: `wamid` and `delivered`, or `error` when it refused."""
-        if self.local is not None:
+        local = self._local()
+        if local is not None:
             from wagate.sandbox.service import SandboxRequestError
 
             try:
-                answer: dict[str, Any] = await self.local.reply(body)
+                answer: dict[str, Any] = await local.reply(body)
             except SandboxRequestError as exc:
                 return {"error": exc.message}
             return answer
@@ -73,7 +85,9 @@ class SandboxCustomer:
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             async with httpx.AsyncClient(timeout=15) as client:
-                response = await client.request(method, self.base + path, **kwargs)
+                response = await client.request(
+                    method, self.base + path, headers=self.headers, **kwargs
+                )
             if response.status_code in (404, 405) or response.status_code >= 500:
                 raise SandboxUnavailable(f"HTTP {response.status_code}")
             return response.json()
