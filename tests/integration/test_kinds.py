@@ -394,3 +394,23 @@ async def test_customer_reaction_attaches_to_our_message(gateway: Harness) -> No
     ).json()
     by_key = {m.get("id") or m.get("wamid"): m for m in conversation["messages"]}
     assert by_key[ours.json()["id"]]["reactions"] == {"customer": None, "business": None}
+
+
+async def test_a_reaction_to_a_message_that_never_went_out_fails_clearly(
+    gateway: Harness,
+) -> None:
+    await gateway.reply(CUSTOMER, text="hi")
+    fault = {"code": 131026, "mode": "response", "count": 1, "phone": CUSTOMER}
+    added = await gateway.client.post("/sandbox/faults", json=fault)
+    assert added.status_code in (200, 201), added.text
+    ours = await gateway.send(phone=CUSTOMER, message="This one is refused by Meta")
+    reaction = await post(
+        gateway, "/v1/messages/reaction", phone=CUSTOMER, message_id=ours.json()["id"], emoji="👍"
+    )
+    assert reaction.status_code == 202, reaction.text
+    failed = await gateway.wait_status(ours.json()["id"], "failed")
+    assert failed["wamid"] is None
+    refused = await gateway.wait_status(reaction.json()["id"], "failed")
+    assert refused["error"]["code"] == "reaction_target_not_sent"
+    assert ours.json()["id"] in refused["error"]["details"]
+    assert not [p for p in gateway.sent_to_meta if p.get("type") == "reaction"]
