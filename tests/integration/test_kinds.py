@@ -414,3 +414,40 @@ async def test_a_reaction_to_a_message_that_never_went_out_fails_clearly(
     assert refused["error"]["code"] == "reaction_target_not_sent"
     assert ours.json()["id"] in refused["error"]["details"]
     assert not [p for p in gateway.sent_to_meta if p.get("type") == "reaction"]
+
+
+async def test_the_dashboard_pages_show_every_kind_without_failing(gateway: Harness) -> None:
+    """The dashboard renders the new kinds (their look is the dashboard's own work); here:
+    every page that lists them still answers."""
+    from tests.integration.test_dashboard_pages import ME, signed_in
+    from tests.support.dashboard import add_user
+
+    inbound = await gateway.reply(CUSTOMER, text="hi")
+    ids = []
+    for kind, body in BODIES.items():
+        sent = await post(gateway, f"/v1/messages/{kind}", phone=CUSTOMER, **body)
+        ids.append(sent.json()["id"])
+    reacted = await post(
+        gateway, "/v1/messages/reaction", phone=CUSTOMER, message_id=inbound["wamid"], emoji="👍"
+    )
+    ids.append(reacted.json()["id"])
+    read = await gateway.client.post(
+        f"/v1/conversations/{CUSTOMER}/read", json={}, headers=gateway.auth
+    )
+    ids.append(read.json()["id"])
+    for message_id in ids[:-1]:
+        await gateway.wait_status(message_id, "read")
+    for _, fields, _, _ in INBOUND:
+        await gateway.reply(CUSTOMER, **fields)
+    await gateway.reply(CUSTOMER, reaction={"emoji": "❤️"})
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    async with signed_in(gateway) as (browser, _):
+        pages = [
+            f"/conversations/{CUSTOMER[1:]}",
+            "/messages",
+            f"/sandbox-phone/{CUSTOMER[1:]}",
+            *(f"/messages/{message_id}" for message_id in ids),
+        ]
+        for page in pages:
+            answer = await browser.get(page)
+            assert answer.status_code == 200, (page, answer.text[-2000:])

@@ -136,9 +136,13 @@ def test_anything_else_is_unsupported(message: dict[str, Any]) -> None:
 def test_content_is_storable() -> None:
     content = inbound_content(
         {"from": "1", "id": "w", "timestamp": "1", "type": "text", "text": {"body": "a\x00b"},
-         "x": [float("nan"), {"k\x00": 1}]}
+         "x": [float("nan"), float("inf"), {"k\x00": 1}]}
     )  # fmt: skip
-    assert content == {"type": "text", "text": {"body": "a\ufffdb"}, "x": [None, {"k\ufffd": 1}]}
+    assert content == {
+        "type": "text",
+        "text": {"body": "a\ufffdb"},
+        "x": [None, None, {"k\ufffd": 1}],
+    }
 
 
 @pytest.mark.parametrize("kind", ["button_reply", "list_reply", "button", "voice", "reaction"])
