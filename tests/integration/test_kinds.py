@@ -451,3 +451,17 @@ async def test_the_dashboard_pages_show_every_kind_without_failing(gateway: Harn
         for page in pages:
             answer = await browser.get(page)
             assert answer.status_code == 200, (page, answer.text[-2000:])
+
+
+async def test_a_repeated_read_receipt_is_the_same_request(gateway: Harness) -> None:
+    await gateway.reply(CUSTOMER, text="one")
+    headers = {**gateway.auth, "Idempotency-Key": "read-1"}
+    path = f"/v1/conversations/{CUSTOMER}/read"
+    first = await gateway.client.post(path, json={"typing": True}, headers=headers)
+    await gateway.reply(CUSTOMER, text="two")  # the latest message is another one now
+    again = await gateway.client.post(path, json={"typing": True}, headers=headers)
+    assert first.status_code == again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await gateway.client.post(path, json={"typing": False}, headers=headers)
+    assert other.status_code == 409
