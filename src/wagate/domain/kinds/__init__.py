@@ -97,10 +97,6 @@ SEND_KINDS: dict[str, Kind] = {
 """The kinds sent with `POST /v1<path>` (media is added by api/media.py the same way)."""
 
 
-def parse_kind(kind: Kind, fields: Mapping[str, Any], *, form: bool = False) -> SendRequest:
-    return kind.parse(fields, form=form)
-
-
 __all__ = [
     "SEND_KINDS",
     "Kind",
@@ -108,7 +104,6 @@ __all__ = [
     "TargetLookups",
     "parse_contacts",
     "parse_cta",
-    "parse_kind",
     "parse_list",
     "parse_location",
     "parse_location_request",
