@@ -11,9 +11,8 @@ stored `MessageContent` (whose `data` holds the kind's own fields). See
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from wagate.domain.kinds.contacts import parse_contacts
 from wagate.domain.kinds.interactive import parse_cta, parse_list, parse_location_request
