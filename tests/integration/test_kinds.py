@@ -228,17 +228,22 @@ async def test_reaction_refusals(
 
 
 async def test_another_accounts_message_cannot_be_reacted_to(gateway: Harness) -> None:
-    await gateway.reply(CUSTOMER, text="hello")
+    inbound = await gateway.reply(CUSTOMER, text="hello")
     ours = await gateway.send(phone=CUSTOMER, message="hi")
     other = await add_tenant(gateway, "other")
     await open_window(gateway, other.channel, CUSTOMER)
-    response = await gateway.client.post(
-        "/v1/messages/reaction",
-        json={"phone": CUSTOMER, "message_id": ours.json()["id"], "emoji": "👍"},
-        headers=other.auth,
-    )
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "message_not_found"
+    for message_id in (ours.json()["id"], inbound["wamid"]):
+        response = await gateway.client.post(
+            "/v1/messages/reaction",
+            json={"phone": CUSTOMER, "message_id": message_id, "emoji": "👍"},
+            headers=other.auth,
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "message_not_found"
+        assert (
+            message_id not in response.json()["error"]["message"]
+            or "no message" in (response.json()["error"]["message"])
+        )
 
 
 async def test_mark_read_with_typing_goes_through_the_outbox(gateway: Harness) -> None:
