@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import metrics
 from wagate.clock import Clock
-from wagate.cloud.client import CloudApiError, CloudClient
+from wagate.cloud.client import CloudApiError, CloudClient, CloudMedia
 from wagate.cloud.payloads import build_message_payload
 from wagate.config import Settings
 from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
 from wagate.dispatch.heartbeat import Heartbeat
+from wagate.dispatch.media_downloads import MediaDownloader
 from wagate.dispatch.pacers import make_pacer
 from wagate.dispatch.pacing import Pacer
 from wagate.dispatch.pacing_share import RESERVE_AHEAD
@@ -45,6 +46,7 @@ from wagate.store import accounts as account_store
 from wagate.store import outbox as outbox_store
 from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
+from wagate.store.media_files import MediaFiles, media_files_for
 from wagate.store.messages import iso
 from wagate.store.outbox import Claim, Failed, Outcome, Retry, Sent
 from wagate.store.statuses import StatusChange
@@ -80,6 +82,8 @@ class Dispatcher:
         on_changes: Callable[[list[StatusChange]], Awaitable[None]] | None = None,
         pacer: Pacer | None = None,
         callbacks: CallbackSender | None = None,
+        media: CloudMedia | None = None,
+        media_files: MediaFiles | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -94,6 +98,13 @@ class Dispatcher:
         # so does the retention pruner.
         self.callbacks = callbacks or CallbackSender(engine=engine, settings=settings, clock=clock)
         self.pruner = Pruner(engine=engine, settings=settings, clock=clock)
+        # Customers' files are downloaded wherever messages are sent from; media_url files are
+        # fetched and uploaded to Meta by the sends themselves (dispatch/media_sends.py).
+        self.media = media or CloudMedia(cloud.http)
+        self.media_files = media_files or media_files_for(settings, engine)
+        self.downloads = MediaDownloader(
+            engine=engine, settings=settings, clock=clock, cloud=self.media, files=self.media_files
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pacing_turns: dict[str, asyncio.Lock] = {}
@@ -119,6 +130,7 @@ class Dispatcher:
             self._task = asyncio.create_task(self._run(), name="wagate-dispatcher")
         self.callbacks.start()
         self.pruner.start()
+        self.downloads.start()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -142,6 +154,7 @@ class Dispatcher:
             await self.pacer.aclose()
         await self.callbacks.stop()
         await self.pruner.stop()
+        await self.downloads.stop()
 
     async def _run(self) -> None:
         await self.heartbeat.start()

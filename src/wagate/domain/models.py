@@ -135,6 +135,10 @@ class InboundMessage:
     # Meta's business-scoped user id (BSUID), when given. A sender who hides their number
     # (a username user) has no wa_id; wa_id then holds this value instead.
     user_id: str | None = None
+    # A file (image, video, audio, voice, document, sticker): Meta's media object (id,
+    # mime_type, sha256, filename, caption, voice) plus "wagate_media_id", the `med_…` id it
+    # is kept under once downloaded (store/media.py).
+    media: dict[str, Any] | None = None
 
     @property
     def phone(self) -> str:
