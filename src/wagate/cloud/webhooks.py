@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wagate.domain.inbound_kinds import inbound_content, inbound_kind
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
 from wagate.ids import new_id
 
@@ -219,14 +220,15 @@ def _parse_message(
             wa_id=wa_id,
             wamid=wamid,
             timestamp=timestamp,
-            kind=(facts.kind or msg_type)[:MAX_KIND],
+            kind=inbound_kind(item),
             text=facts.text,
             button_id=facts.button_id[:MAX_BUTTON_ID] if facts.button_id else None,
             button_payload=facts.button_payload,
             context_wamid=context_wamid or facts.context_wamid,
             profile_name=profile_name[:MAX_PROFILE_NAME] if profile_name else None,
             user_id=user_id,
-            media=_media_object(item, msg_type),
+            content=(content := inbound_content(item)),
+            media=_media_object(item, msg_type, content),
         )
     )
 
@@ -325,9 +327,12 @@ MEDIA_MESSAGE_TYPES = frozenset({"image", "video", "audio", "document", "sticker
 _MEDIA_KEYS = {"id": 128, "mime_type": 128, "sha256": 128, "filename": 255, "caption": 4096}
 
 
-def _media_object(item: Mapping[str, Any], msg_type: str) -> dict[str, Any] | None:
-    """A file's media object, its strings bounded, with the `med_…` id it will be kept under;
-    None when the message carries no file Meta lets us download."""
+def _media_object(
+    item: Mapping[str, Any], msg_type: str, content: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """A file's media object, its strings bounded, with the `med_…` id it will be kept under
+    (also written into the stored `content`'s media object as "wagate_media_id"); None when
+    the message carries no file Meta lets us download."""
     if msg_type not in MEDIA_MESSAGE_TYPES:
         return None
     given = _sub(item, msg_type)
@@ -341,6 +346,9 @@ def _media_object(item: Mapping[str, Any], msg_type: str) -> dict[str, Any] | No
     if given.get("voice") is True:
         media["voice"] = True
     media["wagate_media_id"] = new_id("med")
+    stored = content.get(msg_type) if content is not None else None
+    if isinstance(stored, dict):
+        stored["wagate_media_id"] = media["wagate_media_id"]
     return media
 
 
