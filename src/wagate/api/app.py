@@ -117,9 +117,9 @@ def create_app(
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
     # this route's Allow header, not the message route's.
     app.include_router(batch.router)
+    app.include_router(media.router)  # before messages: /v1/messages/media is not an id
     app.include_router(kinds.router)  # before messages: /v1/messages/list is not an id
     app.include_router(messages.router)
-    app.include_router(media.router)
     app.include_router(conversations.router)
     app.include_router(templates.router)
     app.include_router(callbacks.router)

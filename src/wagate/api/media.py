@@ -19,8 +19,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from wagate.api.deps import AccountDep, Services, ServicesDep, authenticate, bearer_token
-from wagate.api.schemas import error_responses
+from wagate.api.body import read_fields
+from wagate.api.deps import (
+    AccountDep,
+    Services,
+    ServicesDep,
+    authenticate,
+    bearer_token,
+    get_services,
+)
+from wagate.api.kinds import accept_kind
+from wagate.api.messages import send_openapi
+from wagate.api.schemas import SendMessageAccepted, error_responses
 from wagate.api.upload import FILE_FIELD, MultipartUpload
 from wagate.domain import media as rules
 from wagate.domain.errors import (
@@ -30,9 +40,12 @@ from wagate.domain.errors import (
     UploadTooLarge,
     ValidationFailed,
 )
+from wagate.domain.kinds.media import parse_media
+from wagate.domain.models import SendRequest
 from wagate.ids import new_id
 from wagate.store import media as media_store
 from wagate.store.db import write_tx
+from wagate.store.kind_targets import AccountTargets
 from wagate.store.media_files import MediaFileMissing, TooLarge
 
 router = APIRouter(prefix="/v1", tags=["media"])
@@ -227,3 +240,24 @@ async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep
             f"inline; filename*=UTF-8''{quote(opened.record.filename, safe='')}"
         )
     return StreamingResponse(stream(), media_type=opened.mime_type, headers=headers)
+
+
+@router.post(
+    "/messages/media",
+    status_code=202,
+    response_model=SendMessageAccepted,
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    summary="Send an image, video, audio, document or sticker",
+    openapi_extra=send_openapi("SendMediaBody"),
+    operation_id="send_media",
+)
+async def send_media(request: Request) -> JSONResponse:
+    services = get_services(request)
+    fields, form = await read_fields(request)
+
+    async def check(send: SendRequest, targets: AccountTargets) -> SendRequest:
+        return await media_store.check_media_send(
+            send, conn=targets.conn, account_id=targets.account_id, policy=services.egress
+        )
+
+    return await accept_kind(request, services, parse_media, fields, form, check)

@@ -472,3 +472,8 @@ class CloudMedia:
         """`async with cloud_media.download(url, token) as response:` the file's answer, its
         body not yet read (`response.aiter_bytes()`), under the files client's caps."""
         return self._files.stream("GET", url, headers={"Authorization": f"Bearer {access_token}"})
+
+    def fetch(self, url: str) -> Any:
+        """`async with cloud_media.fetch(url) as response:` a business's `media_url`, its body
+        not yet read, under the files client's caps (no credentials sent)."""
+        return self._files.stream("GET", url)

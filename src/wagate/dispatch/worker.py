@@ -32,6 +32,7 @@ from wagate.dispatch.callbacks import CallbackSender
 from wagate.dispatch.drain import drain
 from wagate.dispatch.heartbeat import Heartbeat
 from wagate.dispatch.media_downloads import MediaDownloader
+from wagate.dispatch.media_sends import MediaSends
 from wagate.dispatch.pacers import make_pacer
 from wagate.dispatch.pacing import Pacer
 from wagate.dispatch.pacing_share import RESERVE_AHEAD
@@ -63,6 +64,7 @@ OUTCOME_COMMIT_SPACING = 0.05
 # While the database cannot take outcomes, they are tried again this often (seconds).
 RECORD_RETRY_SECONDS = 0.5
 THROUGHPUT_REACHED = 130429
+MEDIA_UPLOAD_ERROR = 131053
 # Meta counts sends per second as they arrive. A send that starts late (its event loop was busy
 # when its slot came) bunches up with the next ones, so: slots are spaced for a share of the
 # rate (WAGATE_PACE_HEADROOM, 96 % by default), and a send that wakes more than MAX_LATENESS
@@ -102,6 +104,9 @@ class Dispatcher:
         # fetched and uploaded to Meta by the sends themselves (dispatch/media_sends.py).
         self.media = media or CloudMedia(cloud.http)
         self.media_files = media_files or media_files_for(settings, engine)
+        self.media_sends = MediaSends(
+            engine=engine, settings=settings, clock=clock, cloud=self.media, files=self.media_files
+        )
         self.downloads = MediaDownloader(
             engine=engine, settings=settings, clock=clock, cloud=self.media, files=self.media_files
         )
@@ -278,6 +283,11 @@ class Dispatcher:
                 "nothing to react to.",
                 attempted=False,
             )
+        if content.type is MessageType.MEDIA:
+            prepared = await self.media_sends.prepare(claim, channel, content)
+            if not isinstance(prepared, MessageContent):
+                return prepared
+            content = prepared
         try:
             payload = build_message_payload(
                 to=claim.phone, content=content, reply_to_wamid=claim.reply_to_wamid
@@ -320,6 +330,9 @@ class Dispatcher:
         except CloudApiError as error:
             if error.meta_code == THROUGHPUT_REACHED:
                 await self.pacer.throttled(channel.id)
+            if content.type is MessageType.MEDIA and error.meta_code == MEDIA_UPLOAD_ERROR:
+                # Meta no longer knows the media id we reused: upload again at the next try.
+                await self.media_sends.forget(channel, content)
             outcome = self._after_error(claim, error)
             seconds = time.monotonic() - started
             if isinstance(outcome, Failed):

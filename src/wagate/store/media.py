@@ -8,10 +8,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wagate.domain.errors import UrlNotAllowed
+from wagate.domain.kinds.media import check_stored
+from wagate.domain.models import SendRequest
+from wagate.egress.policy import ALLOW_HINT, EgressPolicy, literal_address
 from wagate.store.media_files import MediaFiles
 from wagate.store.tables import media, media_uploads
 
@@ -347,3 +352,38 @@ async def open_media(
     if record is None or record.state != READY:
         return None
     return OpenedMedia(record, files.open(account_id, media_id))
+
+
+# --------------------------------------------------------------------------- media sends
+
+
+async def check_media_send(
+    send: SendRequest, *, conn: AsyncConnection, account_id: str, policy: EgressPolicy | None
+) -> SendRequest:
+    """A parsed media send checked against what only the server knows: a `media_id` is a
+    file of the account that fits the media_type; a `media_url` that names a literal address
+    the egress policy refuses is `url_not_allowed` now rather than a failure later (`policy`
+    None: checked when fetched)."""
+    data = send.content.data or {}
+    media_id = data.get("media_id")
+    if isinstance(media_id, str):
+        record = await get_media(conn, account_id=account_id, media_id=media_id)
+        ready = record is not None and record.state == READY
+        return check_stored(
+            send,
+            mime_type=record.mime_type if ready and record else None,
+            size=record.size if ready and record else None,
+            sha256=record.sha256 if ready and record else None,
+        )
+    url = data.get("media_url")
+    if isinstance(url, str) and policy is not None:
+        host = urlsplit(url).hostname or ""
+        literal = literal_address(host)
+        why = policy.refusal(literal) if literal is not None else None
+        if why is not None:
+            raise UrlNotAllowed(
+                f"media_url: {host} is {why}; wagate fetches media only from public "
+                f"addresses ({ALLOW_HINT}).",
+                field="media_url",
+            )
+    return send
