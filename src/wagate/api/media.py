@@ -206,7 +206,8 @@ async def _opened_when_ready(
     responses={
         200: {
             "description": "The file's bytes, with its type",
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            # Whatever the file is: image/jpeg, application/pdf, text/plain, …
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         **error_responses(401, 404, 429, 503),
     },
