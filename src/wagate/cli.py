@@ -337,9 +337,18 @@ async def _worker_forever(settings: Settings, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with graph_client(settings) as http:
+    from wagate.cloud.client import CloudMedia
+    from wagate.egress import media_client
+
+    async with graph_client(settings) as http, media_client(settings) as files_http:
         dispatcher = Dispatcher(
-            engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
+            engine=engine,
+            settings=settings,
+            clock=SystemClock(),
+            cloud=CloudClient(http),
+            # Files (customers' downloads, media_url fetches, uploads to Meta) may be larger
+            # than a Graph API answer's cap.
+            media=CloudMedia(http, files_http),
         )
         dispatcher.start()
         _settle_heap()
