@@ -117,9 +117,30 @@ async def upload_media(request: Request, services: ServicesDep) -> JSONResponse:
     media_id = new_id("med")
     files = services.media_files
     try:
-        stored = await files.put(account_id, media_id, upload.file_chunks(), limit=rules.MAX_UPLOAD)
-    except TooLarge:
-        raise UploadTooLarge() from None
+        stored = await files.put(
+            account_id, media_id, upload.file_chunks(), limit=rules.MAX_UPLOAD, refine=_kind_limit
+        )
+    except TooLarge as exc:
+        if exc.limit >= rules.MAX_UPLOAD:
+            raise UploadTooLarge() from None
+        # The first bytes said what it is, and it is already over that kind's limit: refused
+        # without storing the rest (the size said is what had come by then).
+        sniffed = rules.sniff(exc.head)
+        kind = rules.kind_for_mime(sniffed.mime_type)
+        assert kind is not None
+        await upload.drain()
+        what = "an animated sticker" if sniffed.animated else f"a {kind.name}"
+        raise ValidationFailed(
+            [
+                FieldError(
+                    FILE_FIELD,
+                    "media_too_large",
+                    f"The file is {rules.mime_name(sniffed.mime_type)} and larger than "
+                    f"WhatsApp takes for {what}: at most {rules.size_words(exc.limit)} "
+                    f"({exc.limit:,} bytes).",
+                )
+            ]
+        ) from None
     errors: list[FieldError] = []
     if not upload.saw_file or stored.size == 0:
         errors.append(
@@ -162,6 +183,13 @@ async def upload_media(request: Request, services: ServicesDep) -> JSONResponse:
     if filename:
         body["filename"] = filename
     return JSONResponse(body, status_code=201)
+
+
+def _kind_limit(head: bytes) -> int:
+    """The most a file may be, once its first bytes say what it is."""
+    sniffed = rules.sniff(head)
+    kind = rules.kind_for_mime(sniffed.mime_type)
+    return kind.limit(animated=sniffed.animated) if kind is not None else rules.MAX_UPLOAD
 
 
 def _clean_filename(name: str | None) -> str | None:
