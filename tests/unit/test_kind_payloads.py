@@ -26,6 +26,7 @@ from wagate.domain.kinds import (
 )
 from wagate.domain.models import MessageContent, MessageType
 from wagate.sandbox.graph import GraphError
+from wagate.sandbox.kind_validation import check_read_receipt
 from wagate.sandbox.validation import validate_send
 
 PHONE = "+14155552671"
@@ -282,6 +283,27 @@ def test_the_schema_repairs_still_refuse_broken_bodies(broken: dict[str, Any]) -
         validate_message(body)
 
 
+@requires_meta_spec
+def test_a_list_body_may_be_longer_than_other_interactive_bodies() -> None:
+    fields = {"phone": PHONE, "button": "Open", "sections": [{"rows": [{"id": "a", "title": "A"}]}]}
+    longest = build_message_payload(
+        to=PHONE, content=parse_list({**fields, "message": "x" * 4096}).content
+    )
+    validate_message(longest)
+    validate_send(longest)
+    cta = build_message_payload(
+        to=PHONE,
+        content=parse_cta(
+            {"phone": PHONE, "message": "x", "button": "b", "url": "https://example.com"}
+        ).content,
+    )
+    cta["interactive"]["body"]["text"] = "x" * 1025
+    with pytest.raises(jsonschema.ValidationError):
+        validate_message(cta)
+    with pytest.raises(GraphError):
+        validate_send(cta)
+
+
 SANDBOX_REFUSALS: list[tuple[str, dict[str, Any], int]] = [
     (
         "latitude out of range",
@@ -366,3 +388,19 @@ def test_the_sandbox_refuses_as_meta_does(case: str, broken: dict[str, Any], cod
     with pytest.raises(GraphError) as caught:
         validate_send({"messaging_product": "whatsapp", "to": PHONE, **broken})
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"typing_indicator": {"type": "audio"}},
+        {"typing_indicator": {"type": "text", "seconds": 5}},
+        {"typing": True},
+    ],
+)
+def test_the_sandbox_refuses_a_malformed_read_receipt(broken: dict[str, Any]) -> None:
+    body = build_message_payload(to=PHONE, content=read_content(True)) | broken
+    with pytest.raises(GraphError) as caught:
+        check_read_receipt(body)
+    assert caught.value.code == 100
+    check_read_receipt(build_message_payload(to=PHONE, content=read_content(True)))
