@@ -156,6 +156,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     sandbox = None
     cloud_http: httpx.AsyncClient | None = None
+    media_http: httpx.AsyncClient | None = None
     gateway = LateASGI()
     if use_sandbox:
         from wagate.sandbox import create_sandbox_app
@@ -181,6 +182,16 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
             graph_transport(settings),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+        )
+        from wagate.egress import MEDIA_TIMEOUT, media_transport
+
+        # Files (uploads to Meta, downloads of customers' files) reach the sandbox in process
+        # too, and real Graph URLs with answers up to the largest file.
+        media_http = InProcessClient(
+            settings.local_url,
+            httpx.ASGITransport(app=gateway),
+            media_transport(settings),
+            timeout=httpx.Timeout(MEDIA_TIMEOUT, connect=5.0),
         )
 
     command = "serve" if dispatcher else "api"
@@ -246,6 +257,8 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         forget_server(settings.data_dir)
         # Here, not after uvicorn.run: uvicorn re-raises the stopping signal once it is done.
         log.info("wagate %s on %s stopped", command, settings.local_url)
+        if media_http is not None:
+            await media_http.aclose()
         if cloud_http is not None:
             # Its connections to Meta (real channels next to the sandbox) close with the app.
             await cloud_http.aclose()
@@ -258,6 +271,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             run_dispatcher=dispatcher,
             sandbox=sandbox,
             cloud_http=cloud_http,
+            media_http=media_http,
             on_startup=_then_settle_heap(announce),
             on_shutdown=stopped,
         )
@@ -344,9 +358,18 @@ async def _worker_forever(settings: Settings, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with graph_client(settings) as http:
+    from wagate.cloud.client import CloudMedia
+    from wagate.egress import media_client
+
+    async with graph_client(settings) as http, media_client(settings) as files_http:
         dispatcher = Dispatcher(
-            engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
+            engine=engine,
+            settings=settings,
+            clock=SystemClock(),
+            cloud=CloudClient(http),
+            # Files (customers' downloads, media_url fetches, uploads to Meta) may be larger
+            # than a Graph API answer's cap.
+            media=CloudMedia(http, files_http),
         )
         dispatcher.start()
         _settle_heap()
@@ -938,12 +961,28 @@ def sandbox_reply(
     unsupported: Annotated[
         bool, typer.Option("--unsupported", help="A message type Meta does not support")
     ] = False,
+    image: Annotated[Path | None, typer.Option(help="Send a photo (a file)")] = None,
+    video: Annotated[Path | None, typer.Option(help="Send a video (a file)")] = None,
+    audio: Annotated[Path | None, typer.Option(help="Send audio (a file)")] = None,
+    voice: Annotated[Path | None, typer.Option(help="Send a voice note (an Opus file)")] = None,
+    document: Annotated[Path | None, typer.Option(help="Send a document (a file)")] = None,
+    sticker: Annotated[Path | None, typer.Option(help="Send a sticker (a WebP file)")] = None,
+    caption: Annotated[str | None, typer.Option(help="With an image, video or document")] = None,
     server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Play the customer: send the business a message (opens the 24-hour window)."""
+    """Play the customer: send the business a message or a file (opens the 24-hour window)."""
     from wagate.bootstrap import SandboxIdentity
+    from wagate.cli_media import chosen_media
 
+    media = chosen_media(
+        {
+            "image": str(image) if image else None, "video": str(video) if video else None,
+            "audio": str(audio) if audio else None, "voice": str(voice) if voice else None,
+            "document": str(document) if document else None,
+            "sticker": str(sticker) if sticker else None,
+        }
+    )  # fmt: skip
     kind_fields = cli_kinds.customer_kind_fields(
         list_reply=list_reply,
         location=location,
@@ -956,11 +995,12 @@ def sandbox_reply(
         system=system,
         unsupported=unsupported,
     )
-    chosen = [x for x in (text, button, payload) if x is not None] + list(kind_fields)
+    chosen = [x for x in (text, button, payload, media) if x is not None] + list(kind_fields)
     if len(chosen) != 1:
         _fail(
             "give exactly one of --text, --button, --payload, --list-reply, --location, "
-            "--reaction, --contacts, --order, --system or --unsupported"
+            "--reaction, --contacts, --order, --system, --unsupported or a file (--image, "
+            "--video, --audio, --voice, --document, --sticker)"
         )
     body: dict[str, Any] = {"phone": phone, **kind_fields}
     if text is not None:
@@ -974,14 +1014,30 @@ def sandbox_reply(
         body["name"] = name
     found = target(server)
     identity = SandboxIdentity.load_or_create(Settings().data_dir)
+    # The sandbox's own routes take its access token, as its Graph API does.
+    headers = {"Authorization": f"Bearer {identity.access_token}"}
     try:
-        response = httpx.post(
-            found.url + "/sandbox/customer/reply",
-            json=body,
-            # The sandbox's own routes take its access token, as its Graph API does.
-            headers={"Authorization": f"Bearer {identity.access_token}"},
-            timeout=15,
-        )
+        if media is not None:
+            path = Path(media[1])
+            if not path.is_file():
+                _fail(f"{path}: no such file")
+            fields = {"phone": phone, "kind": media[0]}
+            if caption:
+                fields["caption"] = caption
+            if name:
+                fields["name"] = name
+            with path.open("rb") as handle:
+                response = httpx.post(
+                    found.url + "/sandbox/customer/media",
+                    data=fields,
+                    files={"file": (path.name, handle)},
+                    headers=headers,
+                    timeout=120,
+                )
+        else:
+            response = httpx.post(
+                found.url + "/sandbox/customer/reply", json=body, headers=headers, timeout=15
+            )
     except httpx.HTTPError as exc:
         _fail(unreachable(found, exc))
         return
