@@ -3,11 +3,13 @@ as chat bubbles, the one shape the templates draw."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wagate.dashboard import template_form
+from wagate.dashboard import kinds, template_form
 from wagate.domain.templates import template_from_meta
 from wagate.domain.templates.shape import shape_of
 
@@ -27,9 +29,20 @@ class Bubble:
     note: str | None = None  # a line above the text: "Template …", "Tapped a button"
     wamid: str | None = None
     link: str | None = None
-    # A media header: {"kind": "image", "link": …}, drawn as a frame with its link (pages
-    # load nothing from other sites, so the file itself is not shown).
+    # A template's media header: {"kind": "image", "link": …}, drawn as a frame with its link
+    # (pages load nothing from other sites, so the file itself is not shown).
     media: dict[str, Any] | None = None
+    # Every other kind (dashboard.kinds): a list menu, a photo, a location card, ... Text and
+    # reply buttons use the fields above; `header_media` is an interactive message's media header.
+    content: kinds.Content | None = None
+    header_media: kinds.Media | None = None
+    reactions: tuple[kinds.Reacted, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """A stable name for the bubble's elements (ids kept across live updates)."""
+        source = self.wamid or self.link or ""
+        return "b-" + re.sub(r"[^A-Za-z0-9_-]", "", source)[-40:]
 
 
 def template_note(template: dict[str, Any] | None) -> str:
@@ -61,6 +74,96 @@ def from_api_message(view: dict[str, Any], *, mine: bool = True) -> Bubble:
         wamid=view.get("wamid"),
         link=f"/messages/{view['id']}" if view.get("id") else None,
     )
+
+
+def content_bubble(content: kinds.Content, **common: Any) -> Bubble:
+    """A bubble for one kind read by `dashboard.kinds` (`common`: mine, at, status, wamid,
+    link)."""
+    if isinstance(content, kinds.Text):
+        return Bubble(body=content.body, **common)
+    header = getattr(content, "header", None)
+    fields: dict[str, Any] = {}
+    if isinstance(header, kinds.Header):
+        fields = {"header": header.text, "header_media": header.media}
+    if isinstance(content, kinds.Buttons):
+        buttons = [{"id": i, "title": t} for i, t in content.buttons]
+        return Bubble(body=content.body, footer=content.footer, buttons=buttons, **fields, **common)
+    if isinstance(content, kinds.ListMenu | kinds.Cta):
+        return Bubble(body=content.body, footer=content.footer, content=content, **fields, **common)
+    if isinstance(content, kinds.LocationRequest):
+        return Bubble(body=content.body, content=content, **common)
+    if isinstance(content, kinds.Tapped):
+        return Bubble(body=content.title, note=content.note, content=content, **common)
+    return Bubble(body=None, content=content, **common)
+
+
+def from_payload(
+    view: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    media: kinds.MediaLookup | None = None,
+    *,
+    mine: bool = True,
+) -> Bubble:
+    """An outbound message of any kind, drawn from the Cloud API body Meta gets for it
+    (`cloud.payloads.build_message_payload`); `view` is the stored message
+    (`store.messages.message_view`) for its time, status and link. A template is drawn from
+    its stored text instead (Meta's body holds only its name and parameters)."""
+    if payload.get("type") == "template":
+        return from_api_message(dict(view), mine=mine)
+    return content_bubble(
+        kinds.outbound_content(payload, media),
+        mine=mine,
+        at=view.get("created_at") or view.get("at"),
+        status=view.get("status"),
+        wamid=view.get("wamid"),
+        link=f"/messages/{view['id']}" if view.get("id") else None,
+    )
+
+
+def from_inbound_content(
+    item: Mapping[str, Any],
+    content: Mapping[str, Any],
+    media: kinds.MediaLookup | None = None,
+    *,
+    mine: bool = False,
+) -> Bubble:
+    """A customer's message of any kind, from `inbound_messages.content` (Meta's inbound
+    message object); `item` gives its time and wamid."""
+    return content_bubble(
+        kinds.inbound_content(content, media),
+        mine=mine,
+        at=item.get("at") or item.get("timestamp"),
+        wamid=item.get("wamid"),
+    )
+
+
+def with_reactions(bubbles: Iterable[Bubble]) -> list[Bubble]:
+    """Reactions drawn on the bubbles they react to, as WhatsApp shows them: the latest one
+    from each side counts, an empty emoji takes it back. A reaction to a message that is not
+    in the thread (older than what is shown) stays a bubble of its own; so does one of ours
+    that failed to go out."""
+    listed = list(bubbles)
+    targets = {b.wamid for b in listed if b.wamid and not isinstance(b.content, kinds.Reaction)}
+    given: dict[str, dict[bool, str]] = {}
+    kept: list[Bubble] = []
+    for b in listed:
+        reaction = b.content
+        if (
+            isinstance(reaction, kinds.Reaction)
+            and reaction.message_id in targets
+            and b.status != "failed"
+        ):
+            given.setdefault(reaction.message_id, {})[b.mine] = reaction.emoji
+            continue
+        kept.append(b)
+    out = []
+    for b in kept:
+        on = given.get(b.wamid or "")
+        if on:
+            shown = tuple(kinds.Reacted(e, mine) for mine, e in sorted(on.items()) if e)
+            b = dataclasses.replace(b, reactions=shown)
+        out.append(b)
+    return out
 
 
 def _inbound_text(kind: str | None, text: str | None) -> tuple[str | None, str | None]:
