@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     )
     retention_inbound_days: float | None = Field(default=None, ge=0)
     retention_callbacks_days: float | None = Field(default=None, ge=0)
+    retention_media_days: float | None = Field(
+        default=None, ge=0, description="stored files: uploads, fetched URLs, inbound media"
+    )
     retention_webhooks_days: float = Field(default=7.0, ge=0, description="raw webhook bodies")
     retention_parked_days: float = Field(
         default=1.0, ge=0, description="status reports for a wamid never recorded"

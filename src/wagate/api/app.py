@@ -18,6 +18,7 @@ from wagate.api import (
     conversations,
     docs,
     health,
+    media,
     messages,
     templates,
     webhooks,
@@ -103,6 +104,7 @@ def create_app(
     # this route's Allow header, not the message route's.
     app.include_router(batch.router)
     app.include_router(messages.router)
+    app.include_router(media.router)
     app.include_router(conversations.router)
     app.include_router(templates.router)
     app.include_router(callbacks.router)

@@ -17,6 +17,7 @@ from wagate.domain.errors import InvalidToken, MissingToken, RateLimited
 from wagate.egress import EgressPolicy
 from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
+from wagate.store.media_files import MediaFiles, media_files_for
 
 
 @dataclass
@@ -28,10 +29,12 @@ class Services:
     rate_limiter: AccountRateLimiter = field(default_factory=AccountRateLimiter)
     acceptor: Acceptor = field(init=False)
     egress: EgressPolicy = field(init=False)
+    media_files: MediaFiles = field(init=False)
 
     def __post_init__(self) -> None:
         self.acceptor = Acceptor(self.engine, self.clock, rate_check=self.rate_limiter.check)
         self.egress = EgressPolicy.from_settings(self.settings)
+        self.media_files = media_files_for(self.settings, self.engine)
 
     def notify_queued(self) -> None:
         if self.wake_dispatcher is not None:

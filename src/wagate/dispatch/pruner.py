@@ -44,7 +44,7 @@ class Pruner:
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.rules = rules
+        self.rules = tuple(rule.bound(settings, engine) for rule in rules)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

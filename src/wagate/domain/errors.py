@@ -5,9 +5,11 @@
     ├── MissingToken                401 missing_token
     ├── InvalidToken                401 invalid_token
     ├── NotFound                    404 not_found
+    │   └── MediaNotFound           404 media_not_found
     ├── MethodNotAllowed            405 method_not_allowed
     ├── OutsideServiceWindow        409 outside_service_window
     ├── PayloadTooLarge             413 payload_too_large
+    │   └── UploadTooLarge          413 media_too_large (an upload over 100 MB)
     ├── UnsupportedMediaType        415 unsupported_media_type
     ├── ValidationFailed            422 (code of the first FieldError; all listed)
     ├── UrlNotAllowed               422 url_not_allowed (the egress policy refuses a URL)
@@ -102,6 +104,12 @@ class NotFound(WagateError):
     http_status = 404
 
 
+class MediaNotFound(NotFound):
+    """No such media file for this account: upload it with POST /v1/media."""
+
+    code = "media_not_found"
+
+
 class MethodNotAllowed(WagateError):
     """This endpoint does not accept that HTTP method."""
 
@@ -130,6 +138,12 @@ class PayloadTooLarge(WagateError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class UploadTooLarge(PayloadTooLarge):
+    """The file is larger than 100 MB, the most WhatsApp takes of any kind (a document)."""
+
+    code = "media_too_large"
 
 
 class UnsupportedMediaType(WagateError):

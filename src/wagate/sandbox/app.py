@@ -4,6 +4,10 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
 
     POST /graph/{version}/{phone_number_id}/messages   Meta's send endpoint (and mark-as-read)
     GET  /graph/{version}/{phone_number_id}            the phone number object
+    POST /graph/{version}/{phone_number_id}/media      upload a file (see `media`)
+    GET  /graph/{version}/{media_id}                   an uploaded file's download URL
+    GET  /media-file/{media_id}                        the file (access token, expiring URL)
+    POST /customer/media                               the customer sends a file
     GET  /graph/{version}/{waba_id}/phone_numbers      the WABA's numbers
     GET  /graph/{version}/{waba_id}/message_templates  the approved templates
     POST /customer/reply                               the customer sends a message or taps
@@ -15,6 +19,7 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +28,8 @@ from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -35,6 +41,7 @@ from wagate.sandbox.faults import (
     InjectedHttpError,
     retry_after_header,
 )
+from wagate.sandbox.media import customer_sends_media
 from wagate.sandbox.service import Sandbox, SandboxRequestError
 from wagate.sandbox.templates import template_page
 
@@ -209,9 +216,45 @@ def create_sandbox_app(
             client_gone=_client_gone(request),
         )
 
+    @app.post("/graph/{version}/{phone_number_id}/media")
+    async def upload_media(version: str, phone_number_id: str, request: Request) -> JSONResponse:
+        sandbox.check_graph(version, f"/{phone_number_id}/media", _token(request))
+        if phone_number_id != config.phone_number_id:
+            raise graph.unknown_object(phone_number_id)
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception:  # python-multipart raises several unrelated types
+            raise graph.invalid_parameter("The body is not multipart/form-data.") from None
+        if form.get("messaging_product") != "whatsapp":
+            raise graph.required("messaging_product")
+        upload, declared = form.get("file"), form.get("type")
+        if not isinstance(upload, UploadFile):
+            raise graph.required("file")
+        if not isinstance(declared, str) or not declared:
+            raise graph.required("type")
+        kept = await sandbox.media.keep(upload, phone_number_id, declared)
+        sandbox.media.uploads += 1
+        return JSONResponse({"id": kept.id})
+
+    @app.get("/media-file/{media_id}")
+    async def media_file(media_id: str, request: Request) -> Response:
+        token = _token(request)
+        if token is None or not hmac.compare_digest(token.encode(), config.access_token.encode()):
+            raise graph.invalid_token()
+        found = sandbox.media.check_download(
+            media_id,
+            request.query_params.get("expires", ""),
+            request.query_params.get("sig", ""),
+        )
+        return FileResponse(found.path, media_type=found.mime_type)
+
     @app.get("/graph/{version}/{object_id}")
     async def graph_object(version: str, object_id: str, request: Request) -> JSONResponse:
         sandbox.check_graph(version, f"/{object_id}", _token(request))
+        found = sandbox.media.files.get(object_id)
+        if found is not None:
+            base = str(request.base_url).rstrip("/")
+            return JSONResponse(sandbox.media.describe(found, base))
         if object_id == config.phone_number_id:
             return JSONResponse(_fields(sandbox.phone_number(), request))
         if object_id == config.waba_id:
@@ -248,6 +291,25 @@ def create_sandbox_app(
     @app.post("/customer/reply")
     async def customer_reply(request: Request) -> JSONResponse:
         return JSONResponse(await sandbox.reply(await _json_body(request)))
+
+    @app.post("/customer/media")
+    async def customer_media(request: Request) -> JSONResponse:
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception:  # python-multipart raises several unrelated types
+            raise SandboxRequestError(
+                "invalid_body", "Send multipart/form-data: phone, kind, file.", status=400
+            ) from None
+        return JSONResponse(
+            await customer_sends_media(
+                sandbox,
+                phone=form.get("phone"),
+                kind=form.get("kind"),
+                upload=form.get("file"),
+                caption=form.get("caption") or None,
+                name=form.get("name"),
+            )
+        )
 
     @app.get("/customer/{phone}/messages")
     async def customer_messages(phone: str, request: Request) -> JSONResponse:

@@ -16,6 +16,7 @@ import httpx
 from wagate.sandbox import events, graph
 from wagate.sandbox.config import SandboxConfig
 from wagate.sandbox.faults import Faults, FaultSpecError, InjectedDrop, InjectedHttpError
+from wagate.sandbox.media import SandboxMedia
 from wagate.sandbox.state import Outbound, SandboxState
 from wagate.sandbox.validation import validate_send
 from wagate.sandbox.webhooks import WebhookDispatcher
@@ -69,6 +70,10 @@ class Sandbox:
         self.config = config
         self.state = SandboxState(config.state_path)
         self.webhooks = WebhookDispatcher(config, self.state, webhook_client)
+        self.media = SandboxMedia(
+            config.state_path.parent / "sandbox-media" if config.state_path else None,
+            secret=config.app_secret,
+        )
         self.faults = Faults(
             config.throughput_limit,
             config.pair_rate_limit,
@@ -103,6 +108,7 @@ class Sandbox:
         self._closing.set()  # held requests end now
         await self.webhooks.aclose()
         self.state.close()
+        self.media.close()
 
     # --- Graph API --------------------------------------------------------------------------
 
@@ -134,6 +140,7 @@ class Sandbox:
             return self._mark_read(body)
         content = validate_send(body)
         assert isinstance(body, dict)
+        self.media.check_send(body)
         draw = self.faults.draw(content.wa_id, phone_number_id or self.config.phone_number_id)
         if draw.delay > 0:
             await self.hold(draw.delay)

@@ -11,7 +11,8 @@ the table, and no index on the time columns is needed.
   them: their status events, their `message.status` callbacks (whose lane is the message id)
   and the idempotency keys that would replay them.
 - the others, by their own age: inbound messages, raw webhooks, parked status reports, callback
-  deliveries; idempotency keys once expired (24 hours, SPEC §1).
+  deliveries, media (rows and their bytes, in the data folder or the database);
+  idempotency keys once expired (24 hours, SPEC §1).
 
 A new table is one line in `RULES` (`by_age(table, id, time)` when its ids grow with time).
 """
@@ -19,13 +20,13 @@ A new table is one line in `RULES` (`by_age(table, id, time)` when its ids grow 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import takewhile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Table, bindparam, delete, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wagate.store.idempotency import KEY_LIFETIME
 from wagate.store.statuses import prune_parked
@@ -40,6 +41,9 @@ from wagate.store.tables import (
     webhook_events,
 )
 
+if TYPE_CHECKING:
+    from wagate.config import Settings
+
 # cutoff, limit → rows deleted (in the caller's transaction)
 Prune = Callable[[AsyncConnection, datetime, int], Awaitable[int]]
 
@@ -50,6 +54,11 @@ class Rule:
     prune: Prune
     days_setting: str | None = None  # the Settings field with this kind's retention in days
     fixed_age: timedelta | None = None  # or an age set by the contract
+    # For a rule that needs the settings (where files are kept): makes its `prune`.
+    bind: Callable[[Settings, AsyncEngine], Prune] | None = None
+
+    def bound(self, settings: Settings, engine: AsyncEngine) -> Rule:
+        return replace(self, prune=self.bind(settings, engine), bind=None) if self.bind else self
 
 
 def by_age(table: Table, key: Column[Any], time: Column[Any]) -> Prune:
@@ -146,6 +155,19 @@ async def prune_parked_statuses(conn: AsyncConnection, cutoff: datetime, limit: 
     return await prune_parked(conn, older_than=cutoff, limit=limit)
 
 
+async def _unbound(conn: AsyncConnection, cutoff: datetime, limit: int) -> int:
+    raise RuntimeError("this rule needs the settings: use Rule.bound(settings)")
+
+
+def _media_prune(settings: Settings, engine: AsyncEngine) -> Prune:
+    """Stored files (uploads, fetched URLs, inbound downloads), their rows and their bytes
+    wherever they are kept, with Meta's ids for content older than the cutoff."""
+    from wagate.store.media import media_pruner
+    from wagate.store.media_files import media_files_for
+
+    return media_pruner(media_files_for(settings, engine))
+
+
 RULES: Sequence[Rule] = (
     Rule("messages", prune_messages, "retention_messages_days"),
     Rule("inbound messages", by_age(
@@ -159,4 +181,5 @@ RULES: Sequence[Rule] = (
         callback_deliveries, callback_deliveries.c.seq, callback_deliveries.c.created_at
     ), "retention_callbacks_days"),
     Rule("idempotency keys", prune_idempotency_keys, fixed_age=KEY_LIFETIME),
+    Rule("media", _unbound, "retention_media_days", bind=_media_prune),
 )  # fmt: skip

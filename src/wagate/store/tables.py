@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -418,4 +419,51 @@ workers = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# Files the business uploaded (`POST /v1/media`), fetched from a `media_url`, or downloaded from
+# a customer's message. Their bytes are behind the media store (store/media_files.py): files in
+# the data folder, or `media_chunks` on PostgreSQL. An inbound file's row is also its download
+# job: `state` pending until it is stored (or failed, with the reason), `available_at` its next
+# try.
+media = Table(
+    "media",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("media_type", String(16), nullable=False),
+    Column("mime_type", String(128)),
+    Column("size", BigInteger),
+    Column("sha256", String(64)),
+    Column("filename", String(255)),
+    Column("origin", String(16), nullable=False),  # upload, url, inbound
+    Column("state", String(16), nullable=False),  # ready, pending, failed
+    Column("error_code", String(64)),
+    Column("error", Text),
+    Column("channel_id", String(40)),  # inbound: the number it came to
+    Column("meta_media_id", String(128)),  # inbound: Meta's id to download it by
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("available_at", UTCDateTime),  # inbound while pending: the next download try
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_media_pending", "state", "available_at"),
+)
+
+# The bytes of stored files on PostgreSQL, in chunks of at most 1 MiB (streamed, never whole).
+media_chunks = Table(
+    "media_chunks",
+    metadata,
+    Column("media_id", String(40), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Meta's media ids for content already uploaded through a channel, reused for the same bytes
+# (Meta keeps an uploaded file 30 days).
+media_uploads = Table(
+    "media_uploads",
+    metadata,
+    Column("channel_id", String(40), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("meta_media_id", String(128), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False, index=True),
 )

@@ -1,0 +1,201 @@
+"""`/v1/media`: upload a file to send later (`POST`), read one back (`GET /{id}`).
+
+An upload is `multipart/form-data` with the file in the field `file` (at most 100 MB), and an
+optional `media_type` when a file could be sent as several kinds. The token must come in the
+`Authorization: Bearer` header: nothing of the file is read before the caller is known. The
+bytes stream to the media store (`store/media_files.py`) as they arrive, with their size and
+SHA-256; then the type is sniffed from the first bytes and checked against Meta's limits
+(`domain/media.py`), and a file that WhatsApp would refuse is deleted and refused at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from wagate.api.deps import AccountDep, ServicesDep, authenticate, bearer_token
+from wagate.api.schemas import error_responses
+from wagate.api.upload import FILE_FIELD, MultipartUpload
+from wagate.domain import media as rules
+from wagate.domain.errors import (
+    FieldError,
+    MediaNotFound,
+    MissingToken,
+    UploadTooLarge,
+    ValidationFailed,
+)
+from wagate.ids import new_id
+from wagate.store import media as media_store
+from wagate.store.db import write_tx
+from wagate.store.media_files import MediaFileMissing, TooLarge
+
+router = APIRouter(prefix="/v1", tags=["media"])
+
+
+class MediaOut(BaseModel):
+    id: str
+    media_type: str
+    mime_type: str
+    size: int
+    sha256: str
+    filename: str | None = None
+
+
+_UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [FILE_FIELD],
+                    "properties": {
+                        FILE_FIELD: {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file; its type is read from its bytes",
+                        },
+                        "media_type": {
+                            "type": "string",
+                            "enum": list(rules.MEDIA_TYPES),
+                            "description": "What it will be sent as, when it could be several",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _upload_responses() -> dict[int | str, dict[str, Any]]:
+    responses = error_responses(400, 401, 413, 422, 429, 503)
+    responses[413] = responses[413] | {"description": "The file is over 100 MB"}
+    return responses
+
+
+@router.post(
+    "/media",
+    status_code=201,
+    response_model=MediaOut,
+    response_model_exclude_none=True,
+    responses=_upload_responses(),
+    summary="Upload a file (image, video, audio, document, sticker) to send",
+    openapi_extra=_UPLOAD_OPENAPI,
+)
+async def upload_media(request: Request, services: ServicesDep) -> JSONResponse:
+    token = bearer_token(request)
+    if token is None:
+        raise MissingToken(
+            "Send the API token as `Authorization: Bearer <token>`: an upload is not read "
+            "before the caller is known."
+        )
+    account_id = await authenticate(services, token)
+    upload = MultipartUpload(request)
+    media_id = new_id("med")
+    files = services.media_files
+    try:
+        stored = await files.put(account_id, media_id, upload.file_chunks(), limit=rules.MAX_UPLOAD)
+    except TooLarge:
+        raise UploadTooLarge() from None
+    errors: list[FieldError] = []
+    if not upload.saw_file or stored.size == 0:
+        errors.append(
+            FieldError(
+                FILE_FIELD,
+                "missing_field",
+                "Send the file in a multipart field named 'file' (curl -F file=@photo.jpg); "
+                + ("it was empty." if upload.saw_file else "there was none."),
+            )
+        )
+    media_type = upload.fields.get("media_type") or None
+    kind = None
+    sniffed = rules.sniff(stored.head)
+    if not errors:
+        kind, errors = rules.classify(sniffed, stored.size, media_type=media_type)
+    if errors or kind is None or sniffed.mime_type is None:
+        await files.delete(account_id, [media_id])
+        raise ValidationFailed(errors or [rules.not_supported(sniffed, FILE_FIELD)])
+    filename = _clean_filename(upload.filename)
+    async with write_tx(services.engine) as conn:
+        await media_store.add_media(
+            conn,
+            id=media_id,
+            account_id=account_id,
+            media_type=kind.name,
+            mime_type=sniffed.mime_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            filename=filename,
+            origin="upload",
+            created_at=services.clock.now(),
+        )
+    body: dict[str, Any] = {
+        "id": media_id,
+        "media_type": kind.name,
+        "mime_type": sniffed.mime_type,
+        "size": stored.size,
+        "sha256": stored.sha256,
+    }
+    if filename:
+        body["filename"] = filename
+    return JSONResponse(body, status_code=201)
+
+
+def _clean_filename(name: str | None) -> str | None:
+    """The file's own name, without folders or control characters, at most 240 characters."""
+    if not name:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
+    return name[: rules.FILENAME_MAX] or None
+
+
+@router.get(
+    "/media/{media_id}",
+    responses={
+        200: {
+            "description": "The file's bytes, with its type",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(401, 404, 429, 503),
+    },
+    summary="A stored file (uploaded, or received from a customer)",
+)
+async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep) -> Any:
+    opened = await media_store.open_media(
+        services.engine, services.media_files, account_id=account_id, media_id=media_id
+    )
+    if opened is None:
+        raise MediaNotFound(f"No file {media_id!r} for this account.", field="id")
+    chunks = opened.chunks
+    try:
+        first = await anext(chunks, b"")
+    except MediaFileMissing:
+        raise MediaNotFound(f"The file {media_id!r} is no longer kept.", field="id") from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            if first:
+                yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    headers = {
+        "Content-Length": str(opened.size),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+        "ETag": f'"{opened.record.sha256}"',
+    }
+    if opened.record.filename:
+        headers["Content-Disposition"] = (
+            f"inline; filename*=UTF-8''{quote(opened.record.filename, safe='')}"
+        )
+    return StreamingResponse(stream(), media_type=opened.mime_type, headers=headers)
