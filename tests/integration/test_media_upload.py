@@ -98,7 +98,7 @@ async def test_a_file_whatsapp_would_refuse_is_refused_and_not_kept(
 
 async def test_an_upload_over_100_mb_is_refused_before_it_is_read(gateway: Harness) -> None:
     async def body() -> AsyncIterator[bytes]:  # chunked: no Content-Length to go by
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'
         yield samples.pdf()
         chunk = b"%" * (1 << 20)
         for _ in range(101):

@@ -790,3 +790,23 @@ def test_media_ids_are_collected_for_one_lookup() -> None:
 )
 def test_sizes_as_document_chips_show_them(size: int | None, shown: str) -> None:
     assert kinds.human_size(size) == shown
+
+
+def test_a_file_still_downloading_or_failed_or_gone_says_so() -> None:
+    content = INBOUND["image"]
+    pending = {"med_photo": MediaFile("med_photo", "image/jpeg", None, None, state="pending")}
+    failed = {
+        "med_photo": MediaFile(
+            "med_photo", None, None, None, state="failed", error="sha256 did not match"
+        )
+    }
+    for lookup, says in [
+        (pending, "not downloaded yet"),
+        (failed, "could not be downloaded: sha256 did not match"),
+        ({}, "no longer kept"),
+    ]:
+        page = draw([views.from_inbound_content({"wamid": "w"}, content, lookup)])
+        assert page.loads() == [], says
+        assert says in page.text
+    chip = draw([views.from_inbound_content({"wamid": "w"}, INBOUND["document"], {})])
+    assert not chip.all("a", class_="wa-doc") and "invoice-4521.pdf" in chip.text

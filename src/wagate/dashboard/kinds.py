@@ -38,6 +38,8 @@ class MediaFile:
     mime_type: str | None = None
     size: int | None = None
     filename: str | None = None
+    state: str = "ready"  # ready, pending (an inbound file being downloaded) or failed
+    error: str | None = None  # why a download failed
 
 
 MediaLookup = Mapping[str, MediaFile]
@@ -60,6 +62,9 @@ class Media:
     mime_type: str | None = None
     voice: bool = False
     inbound: bool = False  # the customer's: without our copy, it is still being downloaded
+    # Of our copy: ready, pending (being downloaded), failed (`error` says why) or missing.
+    state: str = "ready"
+    error: str | None = None
     kind: str = "media"
 
     @property
@@ -463,9 +468,17 @@ def _media(
     ours = _str(part.get("wagate_media_id"))
     stored = files.get(ours) if ours else None
     filename = _str(part.get("filename")) or (stored.filename if stored else None)
+    if stored is not None:
+        state = stored.state
+    elif ours:
+        state = "missing"  # deleted with its messages (retention), or not this account's
+    else:
+        state = "pending" if inbound else "ready"
     return Media(
         media_type=kind,
-        url=media_url(ours) if ours else None,
+        url=media_url(ours) if ours and state == "ready" else None,
+        state=state,
+        error=stored.error if stored else None,
         link=None if ours else web_link(part.get("link")),
         meta_id=None if ours else _str(part.get("id")),
         caption=_str(part.get("caption")),

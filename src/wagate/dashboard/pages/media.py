@@ -64,7 +64,7 @@ async def media_file(media_id: str, request: Request, user: SignedIn) -> Respons
     inline = mime in INLINE_TYPES and request.query_params.get("download") != "1"
     headers = dict(FILE_HEADERS)
     headers["Content-Disposition"] = _disposition(
-        "inline" if inline else "attachment", opened.filename
+        "inline" if inline else "attachment", opened.record.filename
     )
     if opened.size is not None:
         headers["Content-Length"] = str(opened.size)
