@@ -253,9 +253,11 @@ def test_status_event_shape() -> None:
     ("meta_kind", "kind"),
     [
         ("text", "text"),
-        ("button_reply", "button"),  # a tap on the business's reply button
-        ("button", "button"),  # a template quick-reply tap
-        ("list_reply", "list"),
+        # One name in the callback and the conversation API (issue 15.7): a tap on the
+        # business's reply button stays button_reply, a template quick reply is button.
+        ("button_reply", "button_reply"),
+        ("button", "button"),
+        ("list_reply", "list_reply"),
         ("image", "image"),
         ("reaction", "reaction"),
     ],
@@ -286,13 +288,15 @@ def test_inbound_event_shape() -> None:
         "data": {
             "phone": "+919876543210",
             "wamid": "wamid.IN",
-            "kind": "button",
+            "kind": "button_reply",
             "text": "Yes",
+            "content": None,
             "button_id": "yes",
             "button_payload": None,
             "reply_to": "msg_1",
             "profile_name": "Asha",
             "channel_id": "ch_1",
+            "reacts_to": None,
             "timestamp": "2026-11-25T10:00:00Z",
         },
     }

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate import __version__
@@ -18,6 +19,7 @@ from wagate.api import (
     conversations,
     docs,
     health,
+    kinds,
     media,
     messages,
     templates,
@@ -28,6 +30,7 @@ from wagate.api import metrics as metrics_api
 from wagate.api.deps import Services
 from wagate.api.errors import install_error_handlers
 from wagate.api.fastpath import SendFastPath
+from wagate.api.kind_schemas import KIND_BODIES
 from wagate.api.metrics import ApiRequestMetrics
 from wagate.api.nul import reject_nul
 from wagate.api.openapi_forms import describe_forms
@@ -103,6 +106,7 @@ def create_app(
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
     # this route's Allow header, not the message route's.
     app.include_router(batch.router)
+    app.include_router(kinds.router)  # before messages: /v1/messages/list is not an id
     app.include_router(messages.router)
     app.include_router(media.router)
     app.include_router(conversations.router)
@@ -143,7 +147,9 @@ def _document_errors(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         # The send endpoint reads its body itself (JSON or form); its schema is added by hand.
-        for model in (ErrorResponse, SendMessageBody, SendTemplateBody, BatchBody):
+        models: list[type[BaseModel]] = [ErrorResponse, SendMessageBody, SendTemplateBody]
+        models += [BatchBody, *KIND_BODIES]
+        for model in models:
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, nested in definition.pop("$defs", {}).items():
                 components.setdefault(name, nested)

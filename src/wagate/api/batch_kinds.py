@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wagate.clock import Clock
 from wagate.domain.errors import FieldError, InvalidBody, InvalidToken, ValidationFailed
+from wagate.domain.kinds import SEND_KINDS, Kind, TargetLookups
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import SendRequest
 from wagate.domain.templates import build_template_send, lookup_keys
@@ -23,10 +24,11 @@ from wagate.store import accounts as account_store
 from wagate.store import templates as template_store
 from wagate.store.accepts import unknown_channel_field
 from wagate.store.accounts import Caller, Channel
+from wagate.store.kind_targets import EngineTargets
 
 DEFAULT_KIND = "text"
 # SPEC §8's kinds this server does not send yet: refused per item, each with its reason.
-NOT_YET = ("media", "list", "cta", "location", "location_request", "contacts", "reaction")
+NOT_YET = ("media",)
 
 
 class Lookups(Protocol):
@@ -39,6 +41,9 @@ class Lookups(Protocol):
 
     async def templates(self, channel: Channel, name: str) -> list[Template]:
         """The channel's synced templates of that name."""
+
+    async def targets(self) -> TargetLookups:
+        """The messages of the caller's account that reactions may point at."""
 
 
 ItemParser = Callable[[Mapping[str, Any], Lookups], Awaitable[SendRequest]]
@@ -63,9 +68,22 @@ async def template_item(fields: Mapping[str, Any], lookups: Lookups) -> SendRequ
     return build_template_send(fields, candidates)
 
 
+def kind_item(kind: Kind) -> ItemParser:
+    """A SPEC §8 kind, as its own endpoint takes it (reactions looked up in the account)."""
+
+    async def run(fields: Mapping[str, Any], lookups: Lookups) -> SendRequest:
+        send = kind.parse(fields, form=False)
+        if kind.resolve is not None:
+            send = await kind.resolve(send, await lookups.targets())
+        return send
+
+    return run
+
+
 KINDS: dict[str, ItemParser] = {
     "text": pure(parse_send_request),  # covers interactive (header, footer, buttons)
     "template": template_item,
+    **{name: kind_item(kind) for name, kind in SEND_KINDS.items()},
 }
 
 
@@ -120,6 +138,10 @@ class BatchLookups:
                     conn, account_id=caller.account_id, wanted=wanted
                 )
         return self._channels[wanted]
+
+    async def targets(self) -> TargetLookups:
+        caller = await self.caller()
+        return EngineTargets(self.engine, caller.account_id)
 
     async def templates(self, channel: Channel, name: str) -> list[Template]:
         key = (channel.id, name)

@@ -86,6 +86,12 @@ class MessageOut(BaseModel):
     buttons: list[dict[str, str]] | None = None
     preview_url: bool | None = None
     template: dict[str, str] | None = Field(None, description="name and language")
+    content: dict[str, Any] | None = Field(
+        None,
+        description="The kind's own fields (list: button, sections; cta: button, url; "
+        "location: latitude, longitude, name, address; contacts: contacts; reaction: "
+        "message_id, emoji; read: message_id, typing)",
+    )
     history: list[StatusEvent] | None = None
 
 

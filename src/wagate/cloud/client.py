@@ -44,9 +44,10 @@ _CODE_PREFIX = re.compile(r"^\(#\d+\)\s*")  # Meta's "(#130429) Rate limit hit"
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """Meta accepted the message: its id, and the recipient's WhatsApp id when Meta gives one."""
+    """Meta accepted the message: its id, and the recipient's WhatsApp id when Meta gives one.
+    A read receipt has no id: Meta answers it with `{"success": true}`."""
 
-    wamid: str
+    wamid: str | None
     wa_id: str | None = None
     message_status: str | None = None  # e.g. "accepted", "held_for_quality_assessment"
 
@@ -189,6 +190,8 @@ class CloudClient:
             "cloud send to phone_number_id=%s: HTTP %s", phone_number_id, response.status_code
         )
         if response.is_success:
+            if payload.get("status") == "read":
+                return _parse_receipt(response, access_token)
             return _parse_success(response, access_token)
         raise _parse_error(response, access_token)
 
@@ -234,6 +237,19 @@ def network_error(exc: httpx.HTTPError, token: str) -> CloudApiError:
     else:  # connect errors, protocol errors, ...
         title = "connection error"
     return CloudApiError(None, title, _scrub(_exc_text(exc), token))
+
+
+def _parse_receipt(response: httpx.Response, token: str) -> SendResult:
+    """A read receipt's answer: `{"success": true}`."""
+    body = _json_or_none(response)
+    if not (isinstance(body, dict) and body.get("success") is True):
+        raise CloudApiError(
+            None,
+            "invalid response",
+            f"no success: true in {describe_answer(response)}",
+            http_status=response.status_code,
+        )
+    return SendResult(wamid=None)
 
 
 def _parse_success(response: httpx.Response, token: str) -> SendResult:

@@ -16,6 +16,8 @@ The shapes follow Meta's Cloud API description exactly (the `Message` schema in
                                    "index": "0", "parameters": [...]}]}}
 
 plus `"context": {"message_id": <wamid>}` when the message quotes (replies to) another one.
+The SPEC §8 kinds (list, cta, location, location_request, contacts, reaction, read) are built
+by `cloud/kind_payloads.py` (`KIND_PAYLOADS`); a read receipt is its own body, not a Message.
 Text is passed through untouched: WhatsApp formatting (`*bold*`, `_italic_`, ...) is Meta's job.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wagate.cloud.kind_payloads import KIND_PAYLOADS, NO_CONTEXT, read_payload
 from wagate.domain.models import MessageContent, MessageType
 
 MESSAGING_PRODUCT = "whatsapp"
@@ -31,13 +34,15 @@ MESSAGING_PRODUCT = "whatsapp"
 def build_message_payload(
     *, to: str, content: MessageContent, reply_to_wamid: str | None = None
 ) -> dict[str, Any]:
-    """The Cloud API send body for a text, interactive or template message.
+    """The Cloud API send body for a message of any kind (see `cloud/kind_payloads.py`).
 
     `to` is the recipient as Meta accepts it: digits, or `+` and digits (E.164); it is sent as
     given, so Meta echoes it back unchanged in the response's `contacts[0].input`.
     Raises ValueError for content Meta would refuse outright (an interactive message without
     buttons, a template message without its template, an empty recipient).
     """
+    if content.type is MessageType.READ:
+        return read_payload(content)
     if not to:
         raise ValueError("a message needs a recipient (`to`)")
     payload: dict[str, Any] = {
@@ -54,6 +59,12 @@ def build_message_payload(
     elif content.type is MessageType.TEMPLATE:
         payload["type"] = "template"
         payload["template"] = _template(content)
+    elif (kind := KIND_PAYLOADS.get(content.type)) is not None:
+        meta_type, sub_object = kind(content, reply_to_wamid)
+        payload["type"] = meta_type
+        payload[meta_type] = sub_object
+        if content.type in NO_CONTEXT:
+            return payload
     else:
         raise ValueError(f"build_message_payload cannot build {content.type.value} messages")
     if reply_to_wamid:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wagate.domain.inbound_kinds import inbound_content, inbound_kind
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
@@ -218,13 +219,14 @@ def _parse_message(
             wa_id=wa_id,
             wamid=wamid,
             timestamp=timestamp,
-            kind=(facts.kind or msg_type)[:MAX_KIND],
+            kind=inbound_kind(item),
             text=facts.text,
             button_id=facts.button_id[:MAX_BUTTON_ID] if facts.button_id else None,
             button_payload=facts.button_payload,
             context_wamid=context_wamid or facts.context_wamid,
             profile_name=profile_name[:MAX_PROFILE_NAME] if profile_name else None,
             user_id=user_id,
+            content=inbound_content(item),
         )
     )
 

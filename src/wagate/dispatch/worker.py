@@ -238,7 +238,7 @@ class Dispatcher:
     async def _attempt(self, claim: Claim, lease_ends: float) -> Outcome | None:
         content = MessageContent.from_dict(claim.content)
         now = self.clock.now()
-        free_form = content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
+        free_form = content.type.free_form
         if free_form and not window_open(claim.last_inbound_at, now):
             closed = window_expires_at(claim.last_inbound_at)
             tried = claim.attempts - 1
@@ -255,9 +255,28 @@ class Dispatcher:
                 attempted=False,
             )
         channel = await self._channel(claim.channel_id)
-        payload = build_message_payload(
-            to=claim.phone, content=content, reply_to_wamid=claim.reply_to_wamid
-        )
+        if content.type is MessageType.REACTION and not claim.reply_to_wamid:
+            return Failed(
+                claim.message_id,
+                code="reaction_target_not_sent",
+                title="Reacted-to message not sent",
+                details=f"The message {(content.data or {}).get('message_id')} this reaction "
+                "is on was never handed to WhatsApp (it failed, or was removed), so there is "
+                "nothing to react to.",
+                attempted=False,
+            )
+        try:
+            payload = build_message_payload(
+                to=claim.phone, content=content, reply_to_wamid=claim.reply_to_wamid
+            )
+        except ValueError as exc:  # stored content the builder cannot send (never accepted)
+            return Failed(
+                claim.message_id,
+                code="invalid_message",
+                title="Message cannot be built",
+                details=str(exc),
+                attempted=False,
+            )
         if self.settings.pair_interval > 0:
             # Meta's pair rate: past the burst, a recipient gets one message per interval. A
             # message that would exceed it waits in the queue, not in a worker slot.

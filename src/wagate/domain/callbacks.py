@@ -27,11 +27,6 @@ MAX_URL_LENGTH = 2000
 STATUS_EVENT = "message.status"
 INBOUND_EVENT = "message.inbound"
 
-# Meta's interactive reply types, as the business knows them: a tap on one of its reply buttons
-# is a "button" (like a template quick-reply tap, which Meta itself calls "button"; the two are
-# told apart by `button_id` and `button_payload`), a pick from a list is a "list".
-_KINDS = {"button_reply": "button", "list_reply": "list"}
-
 
 # --------------------------------------------------------------------------- signature
 
@@ -234,8 +229,10 @@ def status_event(
 
 
 def inbound_kind(kind: str) -> str:
-    """The `kind` a callback shows for Meta's message type (see `_KINDS`)."""
-    return _KINDS.get(kind, kind)
+    """The `kind` a callback shows: the same name as the conversation API's
+    (domain/inbound_kinds.py; a reply-button tap is `button_reply`, a template quick reply
+    `button`, a list pick `list_reply`)."""
+    return kind
 
 
 def inbound_event(
@@ -257,11 +254,21 @@ def inbound_event(
             "wamid": message.wamid,
             "kind": inbound_kind(message.kind),
             "text": message.text,
+            "content": message.content,
+            **(
+                {"reacts_to": reply_to or message.context_wamid}
+                if message.kind == "reaction"
+                else {}
+            ),
             "button_id": message.button_id,
             "button_payload": message.button_payload,
             "reply_to": reply_to,
             "profile_name": message.profile_name,
             "channel_id": channel_id,
+            # The message a reaction is on: our msg_… id, or the customer's own wamid.
+            "reacts_to": (reply_to or message.context_wamid)
+            if message.kind == "reaction"
+            else None,
             "timestamp": iso(message.timestamp),
         },
     }

@@ -9,9 +9,25 @@ from typing import Any
 
 
 class MessageType(StrEnum):
+    """`messages.type`, and the `type` of a send's 202 answer. Besides Send Message's two and
+    templates, one per SPEC §8 kind, named as the batch `kind` (docs: NOTES in domain/kinds)."""
+
     TEXT = "text"
-    INTERACTIVE = "interactive"
+    INTERACTIVE = "interactive"  # reply buttons (Send Message with header/footer/buttons)
     TEMPLATE = "template"
+    MEDIA = "media"
+    LIST = "list"
+    CTA = "cta"
+    LOCATION = "location"
+    LOCATION_REQUEST = "location_request"
+    CONTACTS = "contacts"
+    REACTION = "reaction"
+    READ = "read"  # a read receipt (and typing indicator): POST /v1/conversations/{phone}/read
+
+    @property
+    def free_form(self) -> bool:
+        """Whether the 24-hour window rule applies (every kind but templates, SPEC §8)."""
+        return self is not MessageType.TEMPLATE
 
 
 class Status(StrEnum):
@@ -71,6 +87,9 @@ class MessageContent:
     buttons: tuple[Button, ...] = ()
     preview_url: bool = False
     template: TemplateContent | None = None
+    # The kind's own fields, in wagate's shape (JSON): what `cloud/payloads.py` turns into
+    # Meta's sub-object for the SPEC §8 kinds (list sections, a CTA's url, a location, ...).
+    data: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type.value, "body": self.body}
@@ -82,6 +101,8 @@ class MessageContent:
             out["buttons"] = [{"id": b.id, "title": b.title} for b in self.buttons]
         if self.template is not None:
             out["template"] = self.template.as_dict()
+        if self.data is not None:
+            out["data"] = self.data
         return out
 
     @classmethod
@@ -94,6 +115,7 @@ class MessageContent:
             buttons=tuple(Button(b["id"], b["title"]) for b in data.get("buttons") or ()),
             preview_url=bool(data.get("preview_url", False)),
             template=TemplateContent.from_dict(data["template"]) if data.get("template") else None,
+            data=data.get("data"),
         )
 
 
@@ -126,7 +148,7 @@ class InboundMessage:
     wa_id: str  # the customer's WhatsApp id (digits, no "+")
     wamid: str
     timestamp: datetime  # when the customer sent it (UTC, from Meta's `timestamp`)
-    kind: str  # Meta's message `type`, or "button_reply" / "list_reply" for interactive taps
+    kind: str  # one of domain/inbound_kinds.INBOUND_KINDS
     text: str | None = None  # body text, button title, caption, …
     button_id: str | None = None  # interactive button_reply id (or list_reply id)
     button_payload: str | None = None  # template quick-reply `button.payload`
@@ -135,6 +157,8 @@ class InboundMessage:
     # Meta's business-scoped user id (BSUID), when given. A sender who hides their number
     # (a username user) has no wa_id; wa_id then holds this value instead.
     user_id: str | None = None
+    # Meta's message object as received, without from/id/timestamp (domain/inbound_kinds.py).
+    content: dict[str, Any] | None = None
 
     @property
     def phone(self) -> str:

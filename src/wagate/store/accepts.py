@@ -23,7 +23,7 @@ from wagate.domain.errors import (
     ValidationFailed,
     WagateError,
 )
-from wagate.domain.models import MessageType, SendRequest, Status
+from wagate.domain.models import SendRequest, Status
 from wagate.domain.window import window_expires_at, window_open
 from wagate.ids import new_id
 from wagate.store import idempotency
@@ -199,7 +199,7 @@ async def accept_rows(
     for index, account_id, channel in chosen:
         request = items[index].request
         last_inbound = windows.get((channel.id, request.phone))
-        free_form = request.content.type in (MessageType.TEXT, MessageType.INTERACTIVE)
+        free_form = request.content.type.free_form
         if free_form and not window_open(last_inbound, now):
             outcomes[index] = window_closed_error(request.phone, last_inbound)
             continue

@@ -65,6 +65,12 @@ def message_view(row: Any, events: list[Any] | None = None) -> dict[str, Any]:
         out["header"] = content.get("header")
         out["footer"] = content.get("footer")
         out["buttons"] = content.get("buttons", [])
+    if content.get("data") is not None:
+        # A SPEC §8 kind's own fields (list sections, a CTA's url, a location, ...).
+        out["content"] = content["data"]
+        if content.get("header") or content.get("footer"):
+            out["header"] = content.get("header")
+            out["footer"] = content.get("footer")
     if row["type"] == MessageType.TEMPLATE.value and content.get("template"):
         out["template"] = {k: content["template"][k] for k in ("name", "language")}
     elif row["type"] == MessageType.TEXT.value:
@@ -179,11 +185,14 @@ async def conversation(
                 "text": r["text"],
                 "button_id": r["button_id"],
                 "button_payload": r["button_payload"],
+                "context_wamid": r["context_wamid"],
+                "content": r["content"],
                 "at": iso(r["sent_at"]),
                 "received_at": iso(r["received_at"]),
             }
         )
     thread.sort(key=lambda m: m["at"] or "", reverse=True)
+    attach_reactions(thread)
     expires = window_expires_at(last_inbound)
     return {
         "phone": phone,
@@ -193,3 +202,30 @@ async def conversation(
         "window_expires_at": iso(expires),
         "messages": thread[:limit],
     }
+
+
+def attach_reactions(thread: list[dict[str, Any]]) -> None:
+    """Show each reaction on the message it is on: a reaction names its target in
+    `reacts_to` (our msg_… id, or the customer's wamid), and the target gets `reactions`, the
+    latest emoji of each side (`{"customer": "👍", "business": null}`; an emoji of "" is a
+    removed reaction). `thread` is newest first; targets outside it are left alone."""
+    by_wamid = {m["wamid"]: m for m in thread if m.get("wamid")}
+    by_id = {m["id"]: m for m in thread if m.get("id")}
+    for item in reversed(thread):  # oldest first: the latest reaction of a side wins
+        if item["direction"] == "inbound" and item.get("kind") == "reaction":
+            target = by_wamid.get(item.get("context_wamid"))
+            item["reacts_to"] = (
+                target.get("id") or target.get("wamid") if target else item.get("context_wamid")
+            )
+            side, emoji = "customer", item.get("text") or ""
+        elif item["direction"] == "outbound" and item.get("type") == MessageType.REACTION.value:
+            data = item.get("content") or {}
+            aimed = data.get("message_id")
+            target = by_id.get(aimed) or by_wamid.get(aimed)
+            item["reacts_to"] = aimed
+            side, emoji = "business", data.get("emoji") or ""
+        else:
+            continue
+        if target is not None:
+            reactions = target.setdefault("reactions", {"customer": None, "business": None})
+            reactions[side] = emoji or None

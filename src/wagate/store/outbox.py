@@ -143,10 +143,11 @@ async def claim(
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """Meta took the message and answered with its wamid."""
+    """Meta took the message and answered with its wamid (None for a read receipt, which Meta
+    answers with `{"success": true}` only)."""
 
     message_id: str
-    wamid: str
+    wamid: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +199,14 @@ async def _unclaimed_wamids(
     answers there may: recorded, a second message's wamid would break the unique index and
     with it the whole batch's transaction, so every other business's sends in the batch would
     go out again, and again (and statuses for one wamid could not be told apart anyway)."""
-    if not sent:
+    if not any(o.wamid for o in sent):
         return sent, []
-    rows = await conn.execute(_WAMIDS_TAKEN, {"wamids": list({o.wamid for o in sent})})
+    rows = await conn.execute(_WAMIDS_TAKEN, {"wamids": list({o.wamid for o in sent if o.wamid})})
     taken = {r.wamid: r.id for r in rows}
     clean: list[Sent] = []
     clashing: list[Failed] = []
     for o in sent:
-        if taken.setdefault(o.wamid, o.message_id) == o.message_id:
+        if o.wamid is None or taken.setdefault(o.wamid, o.message_id) == o.message_id:
             clean.append(o)
             continue
         clashing.append(
@@ -238,7 +239,7 @@ async def record_outcomes(
 
     # Before anything else, so that a status webhook for these wamids either committed its
     # parked reports before us (apply_parked below sees them) or waits and then sees the wamids.
-    await lock_wamids(conn, [o.wamid for o in sent])
+    await lock_wamids(conn, [o.wamid for o in sent if o.wamid])
     # Then the lanes, before their heads leave (store/outbox_lanes.py: a message accepted into a
     # lane meanwhile must be seen as its next head, not lost).
     await outbox_lanes.lock(conn, [o.message_id for o in outcomes])
@@ -359,5 +360,5 @@ async def record_outcomes(
                 )
             )
     await outbox_lanes.postpone(conn, postponed)
-    changes = await apply_parked(conn, [o.wamid for o in sent], now=now)
+    changes = await apply_parked(conn, [o.wamid for o in sent if o.wamid], now=now)
     return recorded, changes

@@ -66,6 +66,7 @@ async def record_inbound(
             "button_id": message.button_id,
             "button_payload": message.button_payload,
             "context_wamid": message.context_wamid,
+            "content": message.content,
             "sent_at": message.timestamp,
             "received_at": now,
         },

@@ -245,6 +245,9 @@ inbound_messages = Table(
     Column("button_id", String(256)),
     Column("button_payload", Text),
     Column("context_wamid", String(255)),
+    # Meta's webhook message object as received, minus from/id/timestamp: `type`, the type's
+    # sub-object (`location`, `contacts`, `image`, ...), `context`, `referral`... (0008).
+    Column("content", JSON),
     Column("sent_at", UTCDateTime, nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     UniqueConstraint("channel_id", "wamid", name="uq_inbound_messages_channel_wamid"),

@@ -2,7 +2,7 @@
 and Meta's media ids per channel and content
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06 05:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from wagate.store.tables import UTCDateTime
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
