@@ -29,6 +29,7 @@ class Bubble:
     note: str | None = None  # a line above the text: "Template …", "Tapped a button"
     wamid: str | None = None
     link: str | None = None
+    message_id: str | None = None  # ours (msg_…), for reactions that name it
     # A template's media header: {"kind": "image", "link": …}, drawn as a frame with its link
     # (pages load nothing from other sites, so the file itself is not shown).
     media: dict[str, Any] | None = None
@@ -55,6 +56,19 @@ def template_note(template: dict[str, Any] | None) -> str:
     return f"Template {name}" + (f" ({language})" if language else "")
 
 
+def outbound_fields(view: Mapping[str, Any], *, mine: bool = True) -> dict[str, Any]:
+    """What every bubble of ours takes from the stored message: side, time, ticks, ids."""
+    message_id = view.get("id")
+    return {
+        "mine": mine,
+        "at": view.get("created_at") or view.get("at"),
+        "status": view.get("status"),
+        "wamid": view.get("wamid"),
+        "link": f"/messages/{message_id}" if message_id else None,
+        "message_id": message_id,
+    }
+
+
 def from_api_message(view: dict[str, Any], *, mine: bool = True) -> Bubble:
     """An outbound message as `store.messages.message_view` shows it."""
     note = None
@@ -73,6 +87,7 @@ def from_api_message(view: dict[str, Any], *, mine: bool = True) -> Bubble:
         note=note,
         wamid=view.get("wamid"),
         link=f"/messages/{view['id']}" if view.get("id") else None,
+        message_id=view.get("id"),
     )
 
 
@@ -111,12 +126,7 @@ def from_payload(
     if payload.get("type") == "template":
         return from_api_message(dict(view), mine=mine)
     return content_bubble(
-        kinds.outbound_content(payload, media),
-        mine=mine,
-        at=view.get("created_at") or view.get("at"),
-        status=view.get("status"),
-        wamid=view.get("wamid"),
-        link=f"/messages/{view['id']}" if view.get("id") else None,
+        kinds.outbound_content(payload, media), **outbound_fields(view, mine=mine)
     )
 
 
@@ -143,22 +153,28 @@ def with_reactions(bubbles: Iterable[Bubble]) -> list[Bubble]:
     in the thread (older than what is shown) stays a bubble of its own; so does one of ours
     that failed to go out."""
     listed = list(bubbles)
-    targets = {b.wamid for b in listed if b.wamid and not isinstance(b.content, kinds.Reaction)}
+    # A reaction names its target by Meta's id, or (one of ours, not yet sent) by our own.
+    names: dict[str, str] = {}
+    for b in listed:
+        if not isinstance(b.content, kinds.Reaction):
+            for name in (b.message_id, b.wamid):
+                if name:
+                    names[name] = b.key
     given: dict[str, dict[bool, str]] = {}
     kept: list[Bubble] = []
     for b in listed:
         reaction = b.content
         if (
             isinstance(reaction, kinds.Reaction)
-            and reaction.message_id in targets
+            and reaction.message_id in names
             and b.status != "failed"
         ):
-            given.setdefault(reaction.message_id, {})[b.mine] = reaction.emoji
+            given.setdefault(names[reaction.message_id], {})[b.mine] = reaction.emoji
             continue
         kept.append(b)
     out = []
     for b in kept:
-        on = given.get(b.wamid or "")
+        on = given.get(b.key) if not isinstance(b.content, kinds.Reaction) else None
         if on:
             shown = tuple(kinds.Reacted(e, mine) for mine, e in sorted(on.items()) if e)
             b = dataclasses.replace(b, reactions=shown)

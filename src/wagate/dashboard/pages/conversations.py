@@ -10,6 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from wagate.dashboard import queries, sending, template_form, views
+from wagate.dashboard import thread as drawn_thread
+from wagate.dashboard.compose_kinds import COMPOSE_KINDS, input_for
 from wagate.dashboard.rules import buttons_from_lines, lenient_phone, phone_digits
 from wagate.dashboard.web import (
     PageNotFound,
@@ -21,12 +23,14 @@ from wagate.dashboard.web import (
     see_other,
 )
 from wagate.domain.errors import ValidationFailed, WagateError
+from wagate.domain.kinds import SEND_KINDS
 from wagate.domain.messages import parse_send_request
 from wagate.domain.templates import APPROVED, build_template_send, template_from_meta
 from wagate.store import accounts as account_store
 from wagate.store import messages as message_store
 from wagate.store import templates as template_store
 from wagate.store.accounts import Channel
+from wagate.store.kind_targets import AccountTargets
 from wagate.store.users import SignedInUser
 
 router = APIRouter(include_in_schema=False)
@@ -97,7 +101,12 @@ async def _conversation(
             approved = await template_store.list_templates(
                 conn, account_id=user.account_id, channel_id=channel.id, status=APPROVED
             )
-    thread = [views.from_thread(item) for item in reversed(conversation["messages"])]
+    thread = await drawn_thread.bubbles(
+        services,
+        account_id=user.account_id,
+        phone=phone,
+        items=list(reversed(conversation["messages"])),
+    )
     expires = conversation["window_expires_at"]
     window_left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - now if expires else None
     return {
@@ -259,6 +268,46 @@ async def send_template(digits: str, request: Request, posted: PostedForm) -> Re
     if isinstance(outcome, WagateError):
         errors = {"template": outcome.message}
         return _page(request, context, status=409, errors=errors, draft=typed, template_key=key)
+    return see_other(
+        f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
+    )
+
+
+@router.post("/conversations/{digits}/send-kind")
+async def send_kind(digits: str, request: Request, posted: PostedForm) -> Response:
+    """A list, link button, location, location request, contact card or reaction from the
+    compose box: its inputs become the fields of its endpoint, checked by the same parser and
+    accepted by the same path as `POST /v1/messages/<kind>`."""
+    context = await _conversation(request, posted.user, digits, posted.text("channel"))
+    channel: Channel = context["channel"]
+    kind = COMPOSE_KINDS.get(posted.text("kind"))
+    if kind is None:
+        return _page(request, context, status=422, errors={"kind": "Pick what to send."})
+    draft = {name: posted.text(name) for name in kind.inputs} | {"kind": kind.name}
+    fields = kind.fields(draft) | {
+        "phone": context["phone"],
+        "channel": channel.id,
+        "idempotency_key": posted.text("idempotency_key"),
+    }
+    declared = SEND_KINDS[kind.name]
+    services = dashboard_of(request).services
+    try:
+        send_request = declared.parse(fields, form=True)
+        if declared.resolve is not None:
+            async with services.engine.connect() as conn:
+                targets = AccountTargets(conn, posted.user.account_id)
+                send_request = await declared.resolve(send_request, targets)
+    except ValidationFailed as exc:
+        errors: dict[str, str] = {}
+        for problem in exc.errors:
+            errors.setdefault(input_for(kind, problem), problem.message)
+        return _page(request, context, status=422, errors=errors, draft=draft)
+    outcome = await sending.queue_message(
+        services, account_id=posted.user.account_id, channel=channel, request=send_request
+    )
+    if isinstance(outcome, WagateError):
+        first = kind.inputs[0]
+        return _page(request, context, status=409, errors={first: outcome.message}, draft=draft)
     return see_other(
         f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
     )

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wagate.dashboard import views
+from wagate.dashboard import thread, views
 from wagate.dashboard.explain import explain_failure
 from wagate.dashboard.rules import day_range, id_at, lenient_phone
 from wagate.dashboard.web import PageNotFound, SignedIn, dashboard_of, render
@@ -119,9 +119,12 @@ async def _message(request: Request, user: SignedInUser, message_id: str) -> dic
         )
     if message is None:
         raise PageNotFound(f"This account has no message {message_id[:60]!r}.")
+    [preview] = await thread.bubbles(
+        services, account_id=user.account_id, phone=message["phone"], items=[message]
+    ) or [views.from_api_message(message)]
     return {
         "m": message,
-        "preview": views.from_api_message(message),
+        "preview": preview,
         "failure": explain_failure(message.get("error")),
         "live": message["status"] not in FINAL,
     }
