@@ -113,7 +113,10 @@ async def test_every_kind_composed_received_and_drawn(gateway: Harness) -> None:
             )
         )  # fmt: skip
         # A reaction on the customer's bubble, from the bubble's menu.
-        sent_id(await compose(browser, csrf, "reaction", message_id=hello["wamid"], emoji="👍"))
+        reacted = sent_id(
+            await compose(browser, csrf, "reaction", message_id=hello["wamid"], emoji="👍")
+        )
+        await wamid_of(gateway, reacted)  # handed to Meta: it is drawn on its bubble
 
         list_wamid = await wamid_of(gateway, listed)
         tapped = {
@@ -143,7 +146,7 @@ async def test_every_kind_composed_received_and_drawn(gateway: Harness) -> None:
         for kind in ("list", "cta", "location", "location_request", "contacts", "tapped", "order",
                      "unsupported", "sticker"):  # fmt: skip
             assert kind in shown, (kind, shown)
-        assert "reaction" not in shown  # both reactions sit on their bubbles
+        assert "reaction" not in shown, text_of_reactions(page.text)  # on their bubbles
         text = drawn.text
         assert "Choose speed" in text and "Express Next day" in text
         assert "Chose from the list Express" in text
@@ -194,3 +197,7 @@ async def test_a_wrong_list_is_refused_beside_its_input_and_nothing_is_sent(
         assert wrong_target.status_code == 422
     listed = await gateway.client.get("/v1/messages", headers=gateway.auth)
     assert listed.json()["data"] == []
+
+
+def text_of_reactions(html: str) -> str:
+    return " | ".join(re.findall(r'data-kind="reaction".{0,1500}', html, re.S))
