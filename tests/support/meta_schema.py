@@ -84,6 +84,11 @@ QUIRKS: dict[str, str] = {
     "(statuses, groups, messages with or without contacts) so errors name the right shape.",
     "send-response": "Tightened: MessageResponsePayload requires messaging_product and a "
     "non-empty messages[] with an id (as published, `{}` or an error envelope would pass).",
+    "interactive-cta-location-request": "InteractiveObject.type lacks `cta_url` and "
+    "`location_request_message`, which Meta's documentation (Interactive CTA URL button messages, "
+    "Location request messages) describes: both are added, with their actions "
+    '({"name": "cta_url", "parameters": {"display_text" <= 20, "url"}} and '
+    '{"name": "send_location"}).',
     "bsuid": "Business-scoped user ids: an inbound message may carry `from_user_id` instead of "
     "`from`, and a status `recipient_user_id` instead of `recipient_id`.",
 }
@@ -184,6 +189,35 @@ def validate(schema_name: str, payload: Any) -> None:
 def validate_message(payload: Any) -> None:
     """A send body for POST /{version}/{phone_number_id}/messages (`Message`)."""
     validate("Message", payload)
+
+
+# A read receipt (and typing indicator) is POSTed to the send path but is not a `Message`;
+# Meta describes it only by its example ("Send typing indicator and read receipt").
+READ_RECEIPT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["messaging_product", "status", "message_id"],
+    "properties": {
+        "messaging_product": {"const": "whatsapp"},
+        "status": {"const": "read"},
+        "message_id": {"type": "string", "minLength": 1},
+        "typing_indicator": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "properties": {"type": {"const": "text"}},
+        },
+    },
+}
+
+
+def validate_read_receipt(payload: Any) -> None:
+    """A read receipt body, as Meta's example of one (and that example itself passes)."""
+    example = send_examples()["Send typing indicator and read receipt"]
+    Draft202012Validator(READ_RECEIPT_SCHEMA).validate(example)
+    error = best_match(Draft202012Validator(READ_RECEIPT_SCHEMA).iter_errors(payload))
+    if error is not None:
+        raise error
 
 
 def validate_send_response(payload: Any) -> None:
@@ -294,6 +328,31 @@ def _relax(schemas: dict[str, Any]) -> None:
     for name in ("TemplateComponent", "ButtonComponent"):
         index = _properties(schemas[name])["index"]
         index["pattern"] = "^[0-9]$"
+
+    interactive = schemas["InteractiveObject"]["properties"]["type"]
+    interactive["enum"] = [*interactive["enum"], "cta_url", "location_request_message"]
+    schemas["ActionObject"]["oneOf"] += [
+        {
+            "required": ["name", "parameters"],
+            "properties": {
+                "name": {"type": "string", "enum": ["cta_url"]},
+                "parameters": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["display_text", "url"],
+                    "properties": {
+                        "display_text": {"type": "string", "minLength": 1, "maxLength": 20},
+                        "url": {"type": "string", "pattern": "^https?://"},
+                    },
+                },
+            },
+        },
+        {
+            "required": ["name"],
+            "properties": {"name": {"type": "string", "enum": ["send_location"]}},
+            "not": {"required": ["parameters"]},
+        },
+    ]
 
     location = _properties(schemas["LocationMessage"])["location"]["properties"]
     for key in ("latitude", "longitude"):

@@ -15,6 +15,7 @@ import httpx
 
 from wagate.sandbox import events, graph
 from wagate.sandbox.config import SandboxConfig
+from wagate.sandbox.customer_kinds import CUSTOMER_KINDS, WITHOUT_CONTACTS, CustomerKindError
 from wagate.sandbox.faults import Faults, FaultSpecError, InjectedDrop, InjectedHttpError
 from wagate.sandbox.media import SandboxMedia
 from wagate.sandbox.state import Outbound, SandboxState
@@ -259,14 +260,18 @@ class Sandbox:
             raise SandboxRequestError("invalid_field", "name must be a string.", field="name")
         now = time.time()
         sent_at = self._timestamp(body.get("timestamp"), now)
-        given = [k for k in ("text", "button_id", "payload") if body.get(k) is not None]
+        kinds = ("text", "button_id", "payload", *CUSTOMER_KINDS)
+        given = [k for k in kinds if body.get(k) is not None]
         if len(given) != 1:
             raise SandboxRequestError(
                 "missing_field",
-                "Give exactly one of text (a message), button_id (a tap on a reply button of the "
-                "last interactive message) or payload (a tap on a template's quick-reply button).",
+                "Give exactly one of text (a message), button_id (a tap on a reply button or a "
+                "list row of the last interactive message), payload (a tap on a template's "
+                f"quick-reply button) or one of {', '.join(CUSTOMER_KINDS)}.",
                 field="text",
             )
+        if given[0] in CUSTOMER_KINDS:
+            return await self._customer_kind(wa_id, name, sent_at, now, given[0], body)
         for key in (*given, "button_title", "button_text", "context"):
             if body.get(key) is not None and not (isinstance(body[key], str) and body[key]):
                 raise SandboxRequestError(
@@ -302,6 +307,43 @@ class Sandbox:
             received_at=now,
         )
         value = events.inbound_value(cfg, wa_id, name, message)
+        delivered, status_code = await self.webhooks.deliver_now(
+            events.dumps(events.envelope(cfg, value))
+        )
+        return {"wamid": wamid, "delivered": delivered, "status_code": status_code}
+
+    async def _customer_kind(
+        self, wa_id: str, name: str, sent_at: int, now: float, key: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A location, reaction, contacts, order, system or unsupported message
+        (sandbox/customer_kinds.py), recorded and posted as Meta's webhook."""
+        cfg = self.config
+        last = self.state.last_outbound(cfg.phone_number_id, wa_id, None)
+        try:
+            record, fields = CUSTOMER_KINDS[key](body[key], last[0] if last else None)
+        except CustomerKindError as exc:
+            raise SandboxRequestError("invalid_field", exc.message, field=exc.field) from None
+        context = body.get("context")
+        wamid = events.new_wamid(wa_id)
+        message: dict[str, Any] = {}
+        if isinstance(context, str) and context and key != "reaction":
+            message["context"] = {"from": cfg.display_phone_number, "id": context}
+            record["context"] = context
+        message.update({"from": wa_id, "id": wamid, "timestamp": str(sent_at), **fields})
+        record.update(name=name, timestamp=sent_at)
+        self.ensure_started()
+        self.state.record_inbound(
+            wamid=wamid,
+            phone_number_id=cfg.phone_number_id,
+            wa_id=wa_id,
+            type=record["type"],
+            content=record,
+            sent_at=sent_at,
+            received_at=now,
+        )
+        value = events.inbound_value(cfg, wa_id, name, message)
+        if key in WITHOUT_CONTACTS:
+            del value["contacts"]
         delivered, status_code = await self.webhooks.deliver_now(
             events.dumps(events.envelope(cfg, value))
         )

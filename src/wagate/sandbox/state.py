@@ -203,12 +203,13 @@ class SandboxState:
         )
 
     def last_outbound(
-        self, phone_number_id: str, wa_id: str, type: str, wamid: str | None = None
+        self, phone_number_id: str, wa_id: str, type: str | None, wamid: str | None = None
     ) -> tuple[str, dict[str, Any]] | None:
-        """The newest message of `type` the business sent this customer (or the one `wamid`)."""
+        """The newest message of `type` (None: any) the business sent this customer (or the
+        one `wamid`)."""
         sql = (
             "SELECT wamid, content FROM messages WHERE phone_number_id = ? AND wa_id = ?"
-            " AND direction = 'outbound' AND type = ?"
+            " AND direction = 'outbound' AND type = coalesce(?, type)"
         )
         args: list[Any] = [phone_number_id, wa_id, type]
         if wamid is not None:

@@ -24,6 +24,11 @@ from wagate.sandbox.graph import (
     unexpected_key,
     wrong_type,
 )
+from wagate.sandbox.kind_validation import (
+    KIND_CHECKS,
+    check_cta_url,
+    check_location_request,
+)
 from wagate.sandbox.templates import check_template
 
 TEXT_MAX = 4096
@@ -48,7 +53,7 @@ MESSAGE_TYPES = (
     "text",
     "video",
 )
-SIMULATED_TYPES = ("text", "interactive", "template")
+SIMULATED_TYPES = ("text", "interactive", "template", *KIND_CHECKS)
 INTERACTIVE_TYPES = (
     "button",
     "call_permission_request",
@@ -147,7 +152,7 @@ def validate_send(body: object) -> OutboundContent:
         raise not_one_of("type", MESSAGE_TYPES, msg_type)
     if msg_type not in SIMULATED_TYPES:
         raise invalid_parameter(
-            f"The wagate sandbox simulates text, interactive and template messages; "
+            f"The wagate sandbox simulates {', '.join(SIMULATED_TYPES)} messages; "
             f"'{msg_type}' messages are not supported."
         )
     context = None
@@ -160,6 +165,11 @@ def validate_send(body: object) -> OutboundContent:
         return _text(body, common)
     if msg_type == "interactive":
         return _interactive(body, common)
+    if msg_type in KIND_CHECKS:
+        if msg_type == "reaction" and context is not None:
+            raise unexpected_key("context", "reaction message")  # it names its message itself
+        text, extra = KIND_CHECKS[msg_type](body)
+        return OutboundContent(type=msg_type, text=text, extra=extra, **common)
     return _template(body, common)
 
 
@@ -188,10 +198,13 @@ def _interactive(body: dict[str, Any], common: dict[str, Any]) -> OutboundConten
         raise required("interactive['type']")
     if kind not in INTERACTIVE_TYPES:
         raise not_one_of("interactive['type']", INTERACTIVE_TYPES, kind)
-    if kind not in ("button", "list"):
+    if kind == "location_request_message":
+        asked, shown = check_location_request(inter)
+        return OutboundContent(type="interactive", text=asked, extra=shown, **common)
+    if kind not in ("button", "list", "cta_url"):
         raise invalid_parameter(
-            f"The wagate sandbox simulates reply-button and list messages; interactive type "
-            f"'{kind}' is not supported."
+            f"The wagate sandbox simulates reply-button, list, cta_url and "
+            f"location_request_message messages; interactive type '{kind}' is not supported."
         )
     action = _obj(inter, "action", "interactive['action']")
     body_obj = _obj(inter, "body", "interactive['body']")
@@ -210,6 +223,8 @@ def _interactive(body: dict[str, Any], common: dict[str, Any]) -> OutboundConten
     if kind == "button":
         buttons = _buttons(action)
         extra: dict[str, Any] = {"interactive_type": "button"}
+    elif kind == "cta_url":
+        buttons, extra = (), check_cta_url(inter)
     else:
         buttons, extra = _list_rows(action)
     return OutboundContent(

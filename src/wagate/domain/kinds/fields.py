@@ -92,12 +92,13 @@ def read_required_text(
     *,
     too_long: str,
     empty: str = "missing_field",
+    missing: str = "missing_field",
     what: str = "the text",
     why: str = "",
 ) -> str | None:
     """A required text field (a message body, a button's text): not blank, at most `limit`."""
     if value is None:
-        errors.append(FieldError(name, "missing_field", f"{name} is required: {what}."))
+        errors.append(FieldError(name, missing, f"{name} is required: {what}."))
         return None
     if not isinstance(value, str):
         errors.append(_wrong_type(name, value, "a string"))

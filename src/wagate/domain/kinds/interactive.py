@@ -166,9 +166,10 @@ def _sections(value: object, form: bool, errors: list[FieldError]) -> list[dict[
         ok = False
     several = len(value) > 1
     seen_ids: dict[str, str] = {}
+    budget = [0]  # rows checked so far, in all sections
     out: list[dict[str, Any]] = []
     for index, section in enumerate(value[:MAX_SECTIONS]):
-        checked = _section(section, f"sections[{index}]", several, seen_ids, errors)
+        checked = _section(section, f"sections[{index}]", several, seen_ids, budget, errors)
         if checked is None:
             ok = False
         else:
@@ -177,7 +178,12 @@ def _sections(value: object, form: bool, errors: list[FieldError]) -> list[dict[
 
 
 def _section(
-    section: object, path: str, several: bool, seen_ids: dict[str, str], errors: list[FieldError]
+    section: object,
+    path: str,
+    several: bool,
+    seen_ids: dict[str, str],
+    budget: list[int],
+    errors: list[FieldError],
 ) -> dict[str, Any] | None:
     if not isinstance(section, dict):
         errors.append(
@@ -236,6 +242,11 @@ def _section(
         return None
     checked_rows = []
     for index, row in enumerate(rows[:MAX_ROWS]):
+        # Rows are checked up to the limit of the whole list (so a huge list gets a short
+        # answer: too_many_rows already says to cut it).
+        if budget[0] >= MAX_ROWS:
+            break
+        budget[0] += 1
         checked_row = _row(row, f"{path}.rows[{index}]", seen_ids, errors)
         if checked_row is None:
             ok = False
@@ -313,6 +324,7 @@ def _row(
         errors,
         too_long="row_title_too_long",
         empty="invalid_row",
+        missing="invalid_row",
         what="the row's text",
     )
     description = read_optional_text(
