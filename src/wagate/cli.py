@@ -154,6 +154,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
     engine = make_async_engine(url, synchronous=settings.sqlite_synchronous)
     sandbox = None
     cloud_http: httpx.AsyncClient | None = None
+    media_http: httpx.AsyncClient | None = None
     gateway = LateASGI()
     if use_sandbox:
         from wagate.sandbox import create_sandbox_app
@@ -179,6 +180,16 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             httpx.ASGITransport(app=GraphSendFastPath(gateway, sandbox.state.sandbox)),
             graph_transport(settings),
             timeout=httpx.Timeout(settings.send_timeout, connect=5.0),
+        )
+        from wagate.egress import MEDIA_TIMEOUT, media_transport
+
+        # Files (uploads to Meta, downloads of customers' files) reach the sandbox in process
+        # too, and real Graph URLs with answers up to the largest file.
+        media_http = InProcessClient(
+            settings.local_url,
+            httpx.ASGITransport(app=gateway),
+            media_transport(settings),
+            timeout=httpx.Timeout(MEDIA_TIMEOUT, connect=5.0),
         )
 
     command = "serve" if dispatcher else "api"
@@ -235,6 +246,8 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
         forget_server(settings.data_dir)
         # Here, not after uvicorn.run: uvicorn re-raises the stopping signal once it is done.
         log.info("wagate %s on %s stopped", command, settings.local_url)
+        if media_http is not None:
+            await media_http.aclose()
         if cloud_http is not None:
             # Its connections to Meta (real channels next to the sandbox) close with the app.
             await cloud_http.aclose()
@@ -247,6 +260,7 @@ def _run_server(host: str, port: int, *, dispatcher: bool, http_api: bool) -> No
             run_dispatcher=dispatcher,
             sandbox=sandbox,
             cloud_http=cloud_http,
+            media_http=media_http,
             on_startup=_then_settle_heap(announce),
             on_shutdown=stopped,
         )

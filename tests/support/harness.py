@@ -22,7 +22,7 @@ from wagate.bootstrap import SANDBOX_ACCOUNT, SandboxIdentity, ensure_sandbox
 from wagate.clock import Clock, SystemClock
 from wagate.config import Settings
 from wagate.dispatch.worker import Dispatcher
-from wagate.egress import graph_transport
+from wagate.egress import graph_transport, media_transport
 from wagate.sandbox import create_sandbox_app
 from wagate.sandbox.fastpath import InProcessClient
 from wagate.store import accounts as account_store
@@ -145,7 +145,14 @@ async def running_gateway(
             sent_to_meta.append(json.loads(request.content))
 
     cloud_http: httpx.AsyncClient
+    media_http: httpx.AsyncClient | None = None
     if graph_over_network:
+        media_http = InProcessClient(
+            BASE,
+            httpx.ASGITransport(app=gateway),
+            media_transport(settings),
+            timeout=httpx.Timeout(60.0, connect=5.0),
+        )
         cloud_http = InProcessClient(
             BASE,
             httpx.ASGITransport(app=gateway),
@@ -163,6 +170,7 @@ async def running_gateway(
         engine=engine,
         clock=clock,
         cloud_http=cloud_http,
+        media_http=media_http,
         run_dispatcher=run_dispatcher,
         sandbox=sandbox,
     )
@@ -181,4 +189,6 @@ async def running_gateway(
             await sandbox.state.sandbox.aclose()
             await webhook_client.aclose()
             await cloud_http.aclose()
+            if media_http is not None:
+                await media_http.aclose()
     await engine.dispose()

@@ -37,11 +37,11 @@ from wagate.api.openapi_forms import describe_forms
 from wagate.api.request_log import RequestLog
 from wagate.api.schemas import BatchBody, ErrorResponse, SendMessageBody, SendTemplateBody
 from wagate.clock import Clock, SystemClock
-from wagate.cloud.client import CloudClient
+from wagate.cloud.client import CloudClient, CloudMedia
 from wagate.config import Settings
 from wagate.dashboard import install_dashboard
 from wagate.dispatch.worker import Dispatcher
-from wagate.egress import graph_client
+from wagate.egress import graph_client, media_client
 
 
 def create_app(
@@ -50,20 +50,29 @@ def create_app(
     engine: AsyncEngine,
     clock: Clock | None = None,
     cloud_http: httpx.AsyncClient | None = None,
+    media_http: httpx.AsyncClient | None = None,
     run_dispatcher: bool = True,
     sandbox: Any = None,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """`sandbox`, when given, is the simulator's ASGI app, mounted at /sandbox."""
+    """`sandbox`, when given, is the simulator's ASGI app, mounted at /sandbox. `cloud_http`
+    reaches Meta's Graph API; `media_http` its files (default: `cloud_http` when given, else
+    a client under the egress policy with answers up to 100 MB)."""
     clock = clock or SystemClock()
     services = Services(settings=settings, engine=engine, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = cloud_http or graph_client(settings)
+        files_http = media_http or cloud_http or media_client(settings)
         dispatcher = Dispatcher(
-            engine=engine, settings=settings, clock=clock, cloud=CloudClient(http)
+            engine=engine,
+            settings=settings,
+            clock=clock,
+            cloud=CloudClient(http),
+            media=CloudMedia(http, files_http),
+            media_files=services.media_files,
         )
         app.state.dispatcher = dispatcher
         app.state.cloud_http = http  # template syncs reach Meta (or the sandbox) through it
@@ -81,6 +90,8 @@ def create_app(
                 await sandbox.state.sandbox.aclose()
             if cloud_http is None:
                 await http.aclose()
+            if files_http is not http and files_http is not media_http:
+                await files_http.aclose()
             if on_shutdown is not None:
                 await on_shutdown()
 
@@ -106,9 +117,9 @@ def create_app(
     # Before /v1/messages/{message_id}: a wrong method on /v1/messages/batch is answered with
     # this route's Allow header, not the message route's.
     app.include_router(batch.router)
+    app.include_router(media.router)  # before messages: /v1/messages/media is not an id
     app.include_router(kinds.router)  # before messages: /v1/messages/list is not an id
     app.include_router(messages.router)
-    app.include_router(media.router)
     app.include_router(conversations.router)
     app.include_router(templates.router)
     app.include_router(callbacks.router)

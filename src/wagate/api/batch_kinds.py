@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wagate.clock import Clock
 from wagate.domain.errors import FieldError, InvalidBody, InvalidToken, ValidationFailed
 from wagate.domain.kinds import SEND_KINDS, Kind, TargetLookups
+from wagate.domain.kinds.media import parse_media
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import SendRequest
 from wagate.domain.templates import build_template_send, lookup_keys
 from wagate.domain.templates.model import Template
 from wagate.store import accounts as account_store
+from wagate.store import media as media_store
 from wagate.store import templates as template_store
 from wagate.store.accepts import unknown_channel_field
 from wagate.store.accounts import Caller, Channel
@@ -28,7 +30,7 @@ from wagate.store.kind_targets import EngineTargets
 
 DEFAULT_KIND = "text"
 # SPEC §8's kinds this server does not send yet: refused per item, each with its reason.
-NOT_YET = ("media",)
+NOT_YET: tuple[str, ...] = ()
 
 
 class Lookups(Protocol):
@@ -44,6 +46,9 @@ class Lookups(Protocol):
 
     async def targets(self) -> TargetLookups:
         """The messages of the caller's account that reactions may point at."""
+
+    async def media_send(self, send: SendRequest, account_id: str) -> SendRequest:
+        """A media send checked against the account's stored file."""
 
 
 ItemParser = Callable[[Mapping[str, Any], Lookups], Awaitable[SendRequest]]
@@ -80,9 +85,20 @@ def kind_item(kind: Kind) -> ItemParser:
     return run
 
 
+async def media_item(fields: Mapping[str, Any], lookups: Lookups) -> SendRequest:
+    """As `POST /v1/messages/media`: a media_id is the account's file and fits the type (a
+    media_url's address is checked when it is fetched)."""
+    send = parse_media(fields, form=False)
+    if (send.content.data or {}).get("media_id") is None:
+        return send
+    caller = await lookups.caller()
+    return await lookups.media_send(send, caller.account_id)
+
+
 KINDS: dict[str, ItemParser] = {
     "text": pure(parse_send_request),  # covers interactive (header, footer, buttons)
     "template": template_item,
+    "media": media_item,
     **{name: kind_item(kind) for name, kind in SEND_KINDS.items()},
 }
 
@@ -142,6 +158,12 @@ class BatchLookups:
     async def targets(self) -> TargetLookups:
         caller = await self.caller()
         return EngineTargets(self.engine, caller.account_id)
+
+    async def media_send(self, send: SendRequest, account_id: str) -> SendRequest:
+        async with self.engine.connect() as conn:
+            return await media_store.check_media_send(
+                send, conn=conn, account_id=account_id, policy=None
+            )
 
     async def templates(self, channel: Channel, name: str) -> list[Template]:
         key = (channel.id, name)

@@ -134,7 +134,20 @@ class MarkReadBody(BaseModel):
     idempotency_key: str | None = Field(None, description="Or the Idempotency-Key header")
 
 
+class SendMediaBody(_Extras):
+    media_type: Literal["image", "video", "audio", "document", "sticker"]
+    media_id: str | None = Field(
+        None, description="A file uploaded with POST /v1/media (med_…); or give media_url"
+    )
+    media_url: str | None = Field(
+        None, max_length=2000, description="An https:// link wagate fetches when it sends"
+    )
+    caption: str | None = Field(None, max_length=1024, description="Image, video and document only")
+    filename: str | None = Field(None, max_length=240, description="Document only")
+
+
 KIND_BODIES: list[type[BaseModel]] = [
+    SendMediaBody,
     SendListBody,
     SendCtaBody,
     SendLocationBody,

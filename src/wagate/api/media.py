@@ -10,6 +10,7 @@ SHA-256; then the type is sniffed from the first bytes and checked against Meta'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -18,8 +19,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from wagate.api.deps import AccountDep, ServicesDep, authenticate, bearer_token
-from wagate.api.schemas import error_responses
+from wagate.api.body import read_fields
+from wagate.api.deps import (
+    AccountDep,
+    Services,
+    ServicesDep,
+    authenticate,
+    bearer_token,
+    get_services,
+)
+from wagate.api.kinds import accept_kind
+from wagate.api.messages import send_openapi
+from wagate.api.schemas import SendMessageAccepted, error_responses
 from wagate.api.upload import FILE_FIELD, MultipartUpload
 from wagate.domain import media as rules
 from wagate.domain.errors import (
@@ -29,12 +40,18 @@ from wagate.domain.errors import (
     UploadTooLarge,
     ValidationFailed,
 )
+from wagate.domain.kinds.media import parse_media
+from wagate.domain.models import SendRequest
 from wagate.ids import new_id
 from wagate.store import media as media_store
 from wagate.store.db import write_tx
+from wagate.store.kind_targets import AccountTargets
 from wagate.store.media_files import MediaFileMissing, TooLarge
 
 router = APIRouter(prefix="/v1", tags=["media"])
+
+PENDING_WAIT = 15.0
+"""Seconds `GET /v1/media/{id}` waits for a customer's file that is still downloading."""
 
 
 class MediaOut(BaseModel):
@@ -156,6 +173,34 @@ def _clean_filename(name: str | None) -> str | None:
     return name[: rules.FILENAME_MAX] or None
 
 
+async def _opened_when_ready(
+    services: Services, account_id: str, media_id: str
+) -> media_store.OpenedMedia:
+    """The file; a customer's file still downloading is waited for, up to `PENDING_WAIT`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PENDING_WAIT
+    while True:
+        async with services.engine.connect() as conn:
+            record = await media_store.get_media(conn, account_id=account_id, media_id=media_id)
+        if record is None:
+            raise MediaNotFound(f"No file {media_id!r} for this account.", field="id")
+        if record.state == media_store.READY:
+            return media_store.OpenedMedia(record, services.media_files.open(account_id, media_id))
+        if record.state == media_store.FAILED:
+            raise MediaNotFound(
+                f"The file {media_id!r} could not be downloaded from WhatsApp "
+                f"({record.error_code}): {record.error}",
+                field="id",
+            )
+        if loop.time() >= deadline:
+            raise MediaNotFound(
+                f"The file {media_id!r} is still being downloaded from WhatsApp; ask again in "
+                "a few seconds.",
+                field="id",
+            )
+        await asyncio.sleep(0.2)
+
+
 @router.get(
     "/media/{media_id}",
     responses={
@@ -168,11 +213,7 @@ def _clean_filename(name: str | None) -> str | None:
     summary="A stored file (uploaded, or received from a customer)",
 )
 async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep) -> Any:
-    opened = await media_store.open_media(
-        services.engine, services.media_files, account_id=account_id, media_id=media_id
-    )
-    if opened is None:
-        raise MediaNotFound(f"No file {media_id!r} for this account.", field="id")
+    opened = await _opened_when_ready(services, account_id, media_id)
     chunks = opened.chunks
     try:
         first = await anext(chunks, b"")
@@ -199,3 +240,24 @@ async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep
             f"inline; filename*=UTF-8''{quote(opened.record.filename, safe='')}"
         )
     return StreamingResponse(stream(), media_type=opened.mime_type, headers=headers)
+
+
+@router.post(
+    "/messages/media",
+    status_code=202,
+    response_model=SendMessageAccepted,
+    responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    summary="Send an image, video, audio, document or sticker",
+    openapi_extra=send_openapi("SendMediaBody"),
+    operation_id="send_media",
+)
+async def send_media(request: Request) -> JSONResponse:
+    services = get_services(request)
+    fields, form = await read_fields(request)
+
+    async def check(send: SendRequest, targets: AccountTargets) -> SendRequest:
+        return await media_store.check_media_send(
+            send, conn=targets.conn, account_id=targets.account_id, policy=services.egress
+        )
+
+    return await accept_kind(request, services, parse_media, fields, form, check)

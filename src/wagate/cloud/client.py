@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import re
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -150,6 +152,10 @@ class CloudClient:
         self._base_headers = [
             (k, v) for k, v in http.headers.raw if k.lower() not in (b"accept", b"content-type")
         ]
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self._http
 
     def _url(self, graph_url: str, version: str, phone_number_id: str) -> httpx.URL:
         key = (graph_url, version, phone_number_id)
@@ -345,3 +351,129 @@ def _as_int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
+
+
+# --------------------------------------------------------------------------- media
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """Meta's answer to `GET /{media_id}`: where to download the file (for five minutes)."""
+
+    url: str
+    mime_type: str | None
+    sha256: str | None
+    file_size: int | None
+
+
+class CloudMedia:
+    """Meta's media endpoints: upload a file through a number (`POST /{phone_number_id}/media`),
+    look one up (`GET /{media_id}`) and download it (its URL, with the access token).
+
+    `http` is the caller's client for Graph API calls (1 MiB answers); `files` the one for
+    file bodies (answers as large as the largest file). Uploads stream: the body is the
+    multipart envelope around the caller's chunks, with its length declared up front."""
+
+    def __init__(self, http: httpx.AsyncClient, files: httpx.AsyncClient | None = None) -> None:
+        self._http = http
+        self._files = files or http
+
+    async def upload(
+        self,
+        *,
+        graph_url: str,
+        version: str,
+        phone_number_id: str,
+        access_token: str,
+        chunks: AsyncIterable[bytes],
+        size: int,
+        mime_type: str,
+        filename: str = "file",
+    ) -> str:
+        """Meta's media id for the uploaded file; `CloudApiError` when Meta refuses it."""
+        boundary = f"wagate-{secrets.token_hex(12)}"
+        safe_name = re.sub(r'["\\\r\n]', "_", filename) or "file"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="messaging_product"\r\n\r\n'
+            f'whatsapp\r\n--{boundary}\r\nContent-Disposition: form-data; name="type"\r\n\r\n'
+            f'{mime_type}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{safe_name}"\r\nContent-Type: {mime_type}\r\n\r\n'
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+
+        async def body() -> AsyncIterator[bytes]:
+            yield head
+            async for chunk in chunks:
+                yield chunk
+            yield tail
+
+        url = f"{graph_url.rstrip('/')}/{version.strip('/')}/{phone_number_id}/media"
+        request = httpx.Request(
+            "POST",
+            url,
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(head) + size + len(tail)),
+                "Accept": "application/json",
+            },
+            content=body(),
+            extensions={"timeout": self._files.timeout.as_dict()},
+        )
+        try:
+            response = await self._files.send(request)
+            await response.aread()
+        except httpx.HTTPError as exc:
+            raise network_error(exc, access_token) from None
+        if not response.is_success:
+            raise _parse_error(response, access_token)
+        answer = _json_or_none(response)
+        media_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(media_id, str) or not media_id or len(media_id) > 128:
+            raise CloudApiError(
+                None,
+                "invalid response",
+                f"no media id in {describe_answer(response)}",
+                http_status=response.status_code,
+            )
+        return media_id
+
+    async def info(
+        self, *, graph_url: str, version: str, media_id: str, access_token: str
+    ) -> MediaInfo:
+        url = f"{graph_url.rstrip('/')}/{version.strip('/')}/{media_id}"
+        try:
+            response = await self._http.get(
+                url, headers={"Authorization": f"Bearer {access_token}"}
+            )
+        except httpx.HTTPError as exc:
+            raise network_error(exc, access_token) from None
+        if not response.is_success:
+            raise _parse_error(response, access_token)
+        answer = _json_or_none(response)
+        link = answer.get("url") if isinstance(answer, dict) else None
+        if not isinstance(link, str) or not link.startswith(("https://", "http://")):
+            raise CloudApiError(
+                None,
+                "invalid response",
+                f"no media url in {describe_answer(response)}",
+                http_status=response.status_code,
+            )
+        assert isinstance(answer, dict)
+        size = answer.get("file_size")
+        return MediaInfo(
+            url=link,
+            mime_type=_str(answer.get("mime_type")) or None,
+            sha256=_str(answer.get("sha256")) or None,
+            file_size=_as_int(size),
+        )
+
+    def download(self, url: str, access_token: str) -> Any:
+        """`async with cloud_media.download(url, token) as response:` the file's answer, its
+        body not yet read (`response.aiter_bytes()`), under the files client's caps."""
+        return self._files.stream("GET", url, headers={"Authorization": f"Bearer {access_token}"})
+
+    def fetch(self, url: str) -> Any:
+        """`async with cloud_media.fetch(url) as response:` a business's `media_url`, its body
+        not yet read, under the files client's caps (no credentials sent)."""
+        return self._files.stream("GET", url)

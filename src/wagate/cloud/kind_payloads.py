@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from wagate.cloud.media_payload import media_payload
 from wagate.domain.models import MessageContent, MessageType
 
 # (content, the wamid its reply_to resolved to) → (Meta's `type`, the sub-object)
@@ -120,6 +121,7 @@ KIND_PAYLOADS: dict[MessageType, KindPayload] = {
     MessageType.LOCATION: location_payload,
     MessageType.CONTACTS: contacts_payload,
     MessageType.REACTION: reaction_payload,
+    MessageType.MEDIA: media_payload,
 }
 # Kinds whose reply_to names the message they act on, not a message to quote.
 NO_CONTEXT = frozenset({MessageType.REACTION})

@@ -40,6 +40,7 @@ from typing import Any
 
 from wagate.domain.inbound_kinds import inbound_content, inbound_kind
 from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
+from wagate.ids import new_id
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -226,7 +227,8 @@ def _parse_message(
             context_wamid=context_wamid or facts.context_wamid,
             profile_name=profile_name[:MAX_PROFILE_NAME] if profile_name else None,
             user_id=user_id,
-            content=inbound_content(item),
+            content=(content := inbound_content(item)),
+            media=_media_object(item, msg_type, content),
         )
     )
 
@@ -319,6 +321,35 @@ def _button(item: Mapping[str, Any], msg_type: str) -> _Facts:
 
 def _media(item: Mapping[str, Any], msg_type: str) -> _Facts:
     return _Facts(text=_text(_sub(item, msg_type).get("caption")))
+
+
+MEDIA_MESSAGE_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
+_MEDIA_KEYS = {"id": 128, "mime_type": 128, "sha256": 128, "filename": 255, "caption": 4096}
+
+
+def _media_object(
+    item: Mapping[str, Any], msg_type: str, content: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """A file's media object, its strings bounded, with the `med_…` id it will be kept under
+    (also written into the stored `content`'s media object as "wagate_media_id"); None when
+    the message carries no file Meta lets us download."""
+    if msg_type not in MEDIA_MESSAGE_TYPES:
+        return None
+    given = _sub(item, msg_type)
+    media: dict[str, Any] = {}
+    for key, limit in _MEDIA_KEYS.items():
+        value = _text(given.get(key))
+        if value:
+            media[key] = value[:limit]
+    if "id" not in media:
+        return None
+    if given.get("voice") is True:
+        media["voice"] = True
+    media["wagate_media_id"] = new_id("med")
+    stored = content.get(msg_type) if content is not None else None
+    if isinstance(stored, dict):
+        stored["wagate_media_id"] = media["wagate_media_id"]
+    return media
 
 
 def _location(item: Mapping[str, Any], msg_type: str) -> _Facts:

@@ -270,8 +270,20 @@ def inbound_event(
             if message.kind == "reaction"
             else None,
             "timestamp": iso(message.timestamp),
+            **({"media": inbound_media_view(message.media)} if message.media else {}),
         },
     }
+
+
+def inbound_media_view(media: dict[str, Any]) -> dict[str, Any]:
+    """A customer's file in a `message.inbound` event: its `med_…` id at once, with `status`
+    pending (the event does not wait for the download): `GET /v1/media/{id}` answers with the
+    file as soon as it is kept, waiting a few seconds for a download in progress."""
+    view: dict[str, Any] = {"id": media.get("wagate_media_id"), "status": "pending"}
+    for key in ("mime_type", "sha256", "filename", "caption", "voice"):
+        if key in media:
+            view[key] = media[key]
+    return view
 
 
 def inbound_lane(channel_id: str, phone: str) -> str:

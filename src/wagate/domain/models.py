@@ -159,6 +159,10 @@ class InboundMessage:
     user_id: str | None = None
     # Meta's message object as received, without from/id/timestamp (domain/inbound_kinds.py).
     content: dict[str, Any] | None = None
+    # A file (image, video, audio, voice, document, sticker): Meta's media object (id,
+    # mime_type, sha256, filename, caption, voice) plus "wagate_media_id", the `med_…` id it
+    # is kept under once downloaded (store/media.py).
+    media: dict[str, Any] | None = None
 
     @property
     def phone(self) -> str:

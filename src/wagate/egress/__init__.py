@@ -68,6 +68,8 @@ __all__ = [
     "graph_client",
     "graph_transport",
     "literal_address",
+    "media_client",
+    "media_transport",
     "parse_ranges",
 ]
 
@@ -118,4 +120,29 @@ def graph_client(settings: Settings, *, max_connections: int = 200) -> httpx.Asy
         max_answer_bytes=GRAPH_ANSWER_LIMIT,
         timeout=settings.send_timeout,
         max_connections=max_connections,
+    )
+
+
+MEDIA_TIMEOUT = 300.0
+"""Seconds a media download or upload may take in all (100 MB at a few Mbit/s)."""
+
+
+def media_transport(settings: Settings, *, max_connections: int = 20) -> EgressTransport:
+    """The network under media downloads and uploads: answers up to the largest file."""
+    from wagate.domain.media import MAX_UPLOAD
+
+    return EgressTransport(
+        EgressPolicy.from_settings(settings),
+        max_answer_bytes=MAX_UPLOAD,
+        timeout=MEDIA_TIMEOUT,
+        max_connections=max_connections,
+    )
+
+
+def media_client(settings: Settings, *, max_connections: int = 20) -> httpx.AsyncClient:
+    """A client for files: Meta's media downloads and uploads, a message's `media_url`."""
+    return httpx.AsyncClient(
+        transport=media_transport(settings, max_connections=max_connections),
+        timeout=httpx.Timeout(MEDIA_TIMEOUT, connect=CONNECT_TIMEOUT),
+        follow_redirects=False,
     )

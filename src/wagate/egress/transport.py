@@ -171,7 +171,11 @@ class EgressTransport(httpx.AsyncBaseTransport):
         # httpx offers br and zstd when their packages are installed; offer what aiohttp
         # decodes here whatever is installed.
         headers.append(("Accept-Encoding", "gzip, deflate"))
-        body = await request.aread()
+        body: Any
+        if isinstance(request.stream, httpx.ByteStream):
+            body = await request.aread() or None
+        else:  # a streamed body (a media upload): passed on chunk by chunk, never whole
+            body = _chunks(request.stream)
         connect = request.extensions.get("timeout", {}).get("connect")
         try:
             async with asyncio.timeout_at(deadline):
@@ -179,7 +183,7 @@ class EgressTransport(httpx.AsyncBaseTransport):
                     request.method,
                     str(url),
                     headers=headers,
-                    data=body or None,
+                    data=body,
                     allow_redirects=False,
                     proxy=proxy,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect),
@@ -210,6 +214,11 @@ class EgressTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _chunks(stream: Any) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        yield chunk
 
 
 class _Answer(httpx.AsyncByteStream):

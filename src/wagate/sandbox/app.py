@@ -253,7 +253,9 @@ def create_sandbox_app(
         sandbox.check_graph(version, f"/{object_id}", _token(request))
         found = sandbox.media.files.get(object_id)
         if found is not None:
-            base = str(request.base_url).rstrip("/")
+            # Where the sandbox is mounted (/sandbox in `wagate serve`), from the request's URL.
+            url = str(request.url.replace(query=""))
+            base = url[: len(url) - len(_route_path(request))]
             return JSONResponse(sandbox.media.describe(found, base))
         if object_id == config.phone_number_id:
             return JSONResponse(_fields(sandbox.phone_number(), request))

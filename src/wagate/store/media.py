@@ -7,14 +7,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wagate.domain.errors import UrlNotAllowed
+from wagate.domain.kinds.media import check_stored
+from wagate.domain.models import SendRequest
+from wagate.egress.policy import ALLOW_HINT, EgressPolicy, literal_address
 from wagate.store.media_files import MediaFiles
-from wagate.store.retention import Prune
 from wagate.store.tables import media, media_uploads
+
+if TYPE_CHECKING:
+    from wagate.domain.models import InboundMessage
+    from wagate.store.accounts import Channel
+    from wagate.store.retention import Prune
 
 META_MEDIA_LIFETIME = timedelta(days=29)
 """How long a media id Meta gave us is reused (Meta keeps an upload 30 days)."""
@@ -51,6 +60,15 @@ class MediaRecord:
         }
         if self.filename:
             out["filename"] = self.filename
+        return out
+
+    def view(self) -> dict[str, Any]:
+        """A customer's file where their message is shown: its id, what it is, and whether it
+        is kept yet (`pending`, `ready`, or `failed` with the reason)."""
+        out = self.public()
+        out["status"] = self.state
+        if self.state == FAILED:
+            out["error"] = {"code": self.error_code, "message": self.error}
         return out
 
 
@@ -235,6 +253,46 @@ async def next_download_due(conn: AsyncConnection) -> datetime | None:
     return due
 
 
+INBOUND_MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
+
+
+async def queue_inbound_download(
+    conn: AsyncConnection, *, channel: Channel, message: InboundMessage, now: datetime
+) -> None:
+    """A customer's file to download (in the transaction that stores their message): a
+    pending row under the `med_…` id the webhook parser gave it, due at once."""
+    given = message.media or {}
+    media_id = given.get("wagate_media_id")
+    meta_id = given.get("id")
+    if not media_id or not meta_id:
+        return
+    kind = message.kind if message.kind in INBOUND_MEDIA_TYPES else "audio"
+    await conn.execute(
+        insert(media),
+        {
+            "id": media_id, "account_id": channel.account_id, "media_type": kind,
+            "mime_type": given.get("mime_type"), "sha256": given.get("sha256"),
+            "filename": given.get("filename"), "origin": "inbound", "state": PENDING,
+            "channel_id": channel.id, "meta_media_id": meta_id, "wamid": message.wamid,
+            "available_at": now, "created_at": now,
+        },
+    )  # fmt: skip
+
+
+async def inbound_media(
+    conn: AsyncConnection, *, channel_ids: list[str], wamids: list[str]
+) -> dict[tuple[str, str], MediaRecord]:
+    """The files of these inbound messages, by (channel id, wamid)."""
+    if not wamids:
+        return {}
+    rows = await conn.execute(
+        select(*_COLUMNS, media.c.wamid).where(
+            media.c.channel_id.in_(channel_ids), media.c.wamid.in_(wamids)
+        )
+    )
+    return {(row.channel_id, row.wamid): _record(row[:-1]) for row in rows}
+
+
 # --------------------------------------------------------------------------- retention
 
 _OLDEST = (
@@ -294,3 +352,38 @@ async def open_media(
     if record is None or record.state != READY:
         return None
     return OpenedMedia(record, files.open(account_id, media_id))
+
+
+# --------------------------------------------------------------------------- media sends
+
+
+async def check_media_send(
+    send: SendRequest, *, conn: AsyncConnection, account_id: str, policy: EgressPolicy | None
+) -> SendRequest:
+    """A parsed media send checked against what only the server knows: a `media_id` is a
+    file of the account that fits the media_type; a `media_url` that names a literal address
+    the egress policy refuses is `url_not_allowed` now rather than a failure later (`policy`
+    None: checked when fetched)."""
+    data = send.content.data or {}
+    media_id = data.get("media_id")
+    if isinstance(media_id, str):
+        record = await get_media(conn, account_id=account_id, media_id=media_id)
+        ready = record is not None and record.state == READY
+        return check_stored(
+            send,
+            mime_type=record.mime_type if ready and record else None,
+            size=record.size if ready and record else None,
+            sha256=record.sha256 if ready and record else None,
+        )
+    url = data.get("media_url")
+    if isinstance(url, str) and policy is not None:
+        host = urlsplit(url).hostname or ""
+        literal = literal_address(host)
+        why = policy.refusal(literal) if literal is not None else None
+        if why is not None:
+            raise UrlNotAllowed(
+                f"media_url: {host} is {why}; wagate fetches media only from public "
+                f"addresses ({ALLOW_HINT}).",
+                field="media_url",
+            )
+    return send

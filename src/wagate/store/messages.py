@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wagate.domain.models import MessageType, Status
 from wagate.domain.status import lifecycle_rank
 from wagate.domain.window import window_expires_at, window_open
+from wagate.store import media as media_store
 from wagate.store.accounts import Channel
 from wagate.store.tables import (
     conversations,
@@ -176,21 +177,27 @@ async def conversation(
         view["direction"] = "outbound"
         view["at"] = view["created_at"]
         thread.append(view)
-    for r in in_rows.mappings():
-        thread.append(
-            {
-                "direction": "inbound",
-                "wamid": r["wamid"],
-                "kind": r["kind"],
-                "text": r["text"],
-                "button_id": r["button_id"],
-                "button_payload": r["button_payload"],
-                "context_wamid": r["context_wamid"],
-                "content": r["content"],
-                "at": iso(r["sent_at"]),
-                "received_at": iso(r["received_at"]),
-            }
-        )
+    inbound = list(in_rows.mappings())
+    files = await media_store.inbound_media(
+        conn, channel_ids=[channel.id], wamids=[r["wamid"] for r in inbound]
+    )
+    for r in inbound:
+        view = {
+            "direction": "inbound",
+            "wamid": r["wamid"],
+            "kind": r["kind"],
+            "text": r["text"],
+            "button_id": r["button_id"],
+            "button_payload": r["button_payload"],
+            "context_wamid": r["context_wamid"],
+            "content": r["content"],
+            "at": iso(r["sent_at"]),
+            "received_at": iso(r["received_at"]),
+        }
+        kept = files.get((channel.id, r["wamid"]))
+        if kept is not None:
+            view["media"] = kept.view()
+        thread.append(view)
     thread.sort(key=lambda m: m["at"] or "", reverse=True)
     attach_reactions(thread)
     expires = window_expires_at(last_inbound)

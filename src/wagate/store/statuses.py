@@ -23,6 +23,7 @@ from wagate.domain.models import InboundMessage, MetaError, Status, StatusUpdate
 from wagate.domain.status import advances, lifecycle_rank
 from wagate.store import callbacks as callback_store
 from wagate.store.accounts import Channel
+from wagate.store.media import queue_inbound_download
 from wagate.store.messages import last_inbound_at
 from wagate.store.sql import insert_ignore
 from wagate.store.tables import (
@@ -74,6 +75,8 @@ async def record_inbound(
     )
     if not new:
         return False
+    if message.media is not None:
+        await queue_inbound_download(conn, channel=channel, message=message, now=now)
     # The window counts from when the customer sent the message, and only a newer message can
     # move it: a late webhook for an old message must not reopen a closed window.
     last = await last_inbound_at(conn, channel_id=channel.id, phone=message.phone)

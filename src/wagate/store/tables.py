@@ -445,10 +445,12 @@ media = Table(
     Column("error", Text),
     Column("channel_id", String(40)),  # inbound: the number it came to
     Column("meta_media_id", String(128)),  # inbound: Meta's id to download it by
+    Column("wamid", String(255)),  # inbound: the customer's message that carried it
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("available_at", UTCDateTime),  # inbound while pending: the next download try
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_media_pending", "state", "available_at"),
+    Index("ix_media_channel_wamid", "channel_id", "wamid"),
 )
 
 # The bytes of stored files on PostgreSQL, in chunks of at most 1 MiB (streamed, never whole).

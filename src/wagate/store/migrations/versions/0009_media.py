@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("channel_id", sa.String(length=40), nullable=True),
         sa.Column("meta_media_id", sa.String(length=128), nullable=True),
+        sa.Column("wamid", sa.String(length=255), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("available_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -44,6 +45,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_media")),
     )
     op.create_index("ix_media_pending", "media", ["state", "available_at"], unique=False)
+    op.create_index("ix_media_channel_wamid", "media", ["channel_id", "wamid"], unique=False)
     op.create_table(
         "media_chunks",
         sa.Column("media_id", sa.String(length=40), nullable=False),
@@ -68,5 +70,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_media_uploads_uploaded_at"), table_name="media_uploads")
     op.drop_table("media_uploads")
     op.drop_table("media_chunks")
+    op.drop_index("ix_media_channel_wamid", table_name="media")
     op.drop_index("ix_media_pending", table_name="media")
     op.drop_table("media")
