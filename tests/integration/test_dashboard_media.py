@@ -4,13 +4,17 @@ is a download that no browser would run on the gateway's origin."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from tests.support import media_samples as samples
 from tests.support.dashboard import add_user, client_for, sign_in
 from tests.support.harness import Harness
+from tests.support.kind_fixtures import Page
+from wagate.store.tables import media
 
 ME = "me@example.com"
 
@@ -66,3 +70,85 @@ async def test_a_document_is_always_a_download(gateway: Harness) -> None:
         disposition = got.headers["content-disposition"]
         assert disposition.startswith("attachment")
         assert "Invoice%204521.pdf" in disposition
+
+
+CUSTOMER = "+14155552671"
+
+
+async def media_rows(gateway: Harness) -> int:
+    async with gateway.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(media)) or 0)
+
+
+async def test_a_photo_composed_in_a_conversation_is_sent_and_shown(gateway: Harness) -> None:
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    await gateway.reply(CUSTOMER, text="hello")
+    photo = samples.png(8, 8)
+    async with client_for(gateway.app) as browser:
+        csrf = await sign_in(browser, ME)
+        page = await browser.get(f"/conversations/{CUSTOMER[1:]}")
+        channel = re.search(r"send-media\?channel=(ch_\w+)", page.text)
+        assert channel, "the compose box offers a file"
+        action = f"/conversations/{CUSTOMER[1:]}/send-media?channel={channel.group(1)}"
+        # Without the form's token nothing is kept, and nothing is sent.
+        forged = await browser.post(
+            action, data={"caption": "x"}, files={"file": ("shop.png", photo)}
+        )
+        assert forged.status_code == 403
+        assert await media_rows(gateway) == 0
+        # A file WhatsApp would refuse is refused beside the file input, and not kept.
+        refused = await browser.post(
+            action,
+            data={"csrf_token": csrf, "idempotency_key": "k-exe"},
+            files={"file": ("setup.exe", samples.exe())},
+        )
+        assert refused.status_code == 422
+        assert 'id="f-media-file-error"' in refused.text
+        assert await media_rows(gateway) == 0
+        sent = await browser.post(
+            action,
+            data={"csrf_token": csrf, "idempotency_key": "k-photo", "caption": "Your *sofa*"},
+            files={"file": ("sofa.png", photo)},
+        )
+        assert sent.status_code == 303, sent.text
+        message_id = re.search(r"sent=(msg_\w+)", sent.headers["location"])
+        assert message_id
+        delivered = await gateway.wait_status(message_id.group(1), "delivered")
+        assert delivered["type"] == "media"
+        drawn = Page((await browser.get(f"/conversations/{CUSTOMER[1:]}")).text)
+        [img] = drawn.all("img")
+        assert img["src"].startswith("/media/med_") and img["alt"] == "Your *sofa*"
+        assert "Your sofa" in drawn.text
+        shown = await browser.get(img["src"])
+        assert shown.status_code == 200 and shown.content == photo
+        # The message's own page shows it too.
+        own = Page((await browser.get(f"/messages/{message_id.group(1)}")).text)
+        assert [i["src"] for i in own.all("img")] == [img["src"]]
+
+
+async def test_a_customers_photo_and_document_are_shown_from_our_copy(gateway: Harness) -> None:
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    photo = samples.png(6, 6)
+    for kind, name, content, caption in [
+        ("image", "broken.png", photo, "the broken part"),
+        ("document", "Invoice 4521.pdf", samples.pdf(), None),
+    ]:
+        answer = await gateway.client.post(
+            "/sandbox/customer/media",
+            data={"phone": CUSTOMER, "kind": kind, **({"caption": caption} if caption else {})},
+            files={"file": (name, content)},
+        )
+        assert answer.status_code == 200, answer.text
+    await gateway.dispatcher.downloads.drain()
+    async with client_for(gateway.app) as browser:
+        await sign_in(browser, ME)
+        drawn = Page((await browser.get(f"/conversations/{CUSTOMER[1:]}")).text)
+        [img] = drawn.all("img")
+        assert (await browser.get(img["src"])).content == photo
+        assert "the broken part" in drawn.text
+        [chip] = drawn.all("a", class_="wa-doc")
+        assert chip["href"].endswith("?download=1")
+        assert "Invoice 4521.pdf" in drawn.text and "PDF" in drawn.text
+        document = await browser.get(chip["href"])
+        assert document.content == samples.pdf()
+        assert document.headers["content-disposition"].startswith("attachment")

@@ -46,11 +46,18 @@ def outbound_payload(phone: str, content: Mapping[str, Any]) -> dict[str, Any] |
         message = MessageContent.from_dict(dict(content))
         if message.type in (MessageType.REACTION, MessageType.READ):
             return None
-        return build_message_payload(
+        payload = build_message_payload(
             to=phone.removeprefix("+") or phone, content=message, reply_to_wamid=None
         )
     except (ValueError, KeyError, TypeError):
         return None
+    data = message.data or {}
+    ours = data.get("media_id")
+    part = payload.get(str(data.get("media_type")))
+    if message.type is MessageType.MEDIA and isinstance(ours, str) and isinstance(part, dict):
+        # Sent by our own id: the page shows our copy (the payload names Meta's id or ours).
+        part["wagate_media_id"] = ours
+    return payload
 
 
 def outbound_bubble(
