@@ -6,7 +6,11 @@ The file has a `phone` column and either
 - with `--template NAME`: the template's parameters, one column each:
   `body.1`, `body.2`, … for a positional template or `body.first_name`, … for a named one;
   `header.1` (or `header.<name>`) for a text header; `button.<index>.payload` for a quick-reply
-  button and `button.<index>.text` for a URL button's variable part.
+  button and `button.<index>.text` for a URL button's variable part;
+- or media: a `media_type` column (image, video, audio, document, sticker) with `media_url` (an
+  https link wagate fetches) or `media_id` (a file uploaded with `POST /v1/media`), and
+  optional `caption` and `filename` columns. In a file with both `message` and `media_type`,
+  a row with a media_type is a media message and a row without one is text.
 """
 
 from __future__ import annotations
@@ -75,10 +79,11 @@ def read_plan(path: Path, *, template: str | None, language: str | None) -> Plan
 def _check_columns(columns: list[str], template: str | None) -> None:
     if "phone" not in columns:
         raise BulkFileError(f"the file needs a 'phone' column (it has: {', '.join(columns)})")
-    if template is None and "message" not in columns:
+    if template is None and "message" not in columns and "media_type" not in columns:
         raise BulkFileError(
-            "the file needs a 'message' column for free-form text, or give --template NAME "
-            "and parameter columns (body.1, body.first_name, header.1, button.0.payload, …)"
+            "the file needs a 'message' column for free-form text, 'media_type' and 'media_url' "
+            "columns for media, or give --template NAME and parameter columns (body.1, "
+            "body.first_name, header.1, button.0.payload, …)"
         )
     if template is not None:
         unknown = [
@@ -99,6 +104,8 @@ def _row(number: int, record: dict[str, str], template: str | None, language: st
     problems = tuple((e.code, e.message) for e in phone_errors)
     recipient = None if phone_errors else normalized
     phone = normalized or raw_phone
+    if template is None and record.get("media_type"):
+        return Row(number, raw_phone, recipient, media_body(phone, record), problems)
     if template is None:
         body: dict[str, Any] = {"phone": phone, "message": record.get("message", "")}
         if not body["message"]:
@@ -111,6 +118,16 @@ def _row(number: int, record: dict[str, str], template: str | None, language: st
     if params:
         body["params"] = params
     return Row(number, raw_phone, recipient, body, problems)
+
+
+MEDIA_COLUMNS = ("media_type", "media_url", "media_id", "caption", "filename")
+
+
+def media_body(phone: str, record: dict[str, str]) -> dict[str, Any]:
+    """A media row as a batch item of kind media (empty cells left out)."""
+    body: dict[str, Any] = {"kind": "media", "phone": phone}
+    body.update({c: record[c] for c in MEDIA_COLUMNS if record.get(c)})
+    return body
 
 
 def template_params(record: dict[str, str]) -> dict[str, Any]:

@@ -842,15 +842,31 @@ def sandbox_reply(
     button: Annotated[str | None, typer.Option(help="Tap the reply button with this id")] = None,
     payload: Annotated[str | None, typer.Option(help="Tap a template quick reply")] = None,
     name: Annotated[str | None, typer.Option(help="The customer's profile name")] = None,
+    image: Annotated[Path | None, typer.Option(help="Send a photo (a file)")] = None,
+    video: Annotated[Path | None, typer.Option(help="Send a video (a file)")] = None,
+    audio: Annotated[Path | None, typer.Option(help="Send audio (a file)")] = None,
+    voice: Annotated[Path | None, typer.Option(help="Send a voice note (an Opus file)")] = None,
+    document: Annotated[Path | None, typer.Option(help="Send a document (a file)")] = None,
+    sticker: Annotated[Path | None, typer.Option(help="Send a sticker (a WebP file)")] = None,
+    caption: Annotated[str | None, typer.Option(help="With an image, video or document")] = None,
     server: ServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Play the customer: send the business a message (opens the 24-hour window)."""
+    """Play the customer: send the business a message or a file (opens the 24-hour window)."""
     from wagate.bootstrap import SandboxIdentity
+    from wagate.cli_media import chosen_media
 
-    chosen = [x for x in (text, button, payload) if x is not None]
+    media = chosen_media(
+        {
+            "image": str(image) if image else None, "video": str(video) if video else None,
+            "audio": str(audio) if audio else None, "voice": str(voice) if voice else None,
+            "document": str(document) if document else None,
+            "sticker": str(sticker) if sticker else None,
+        }
+    )  # fmt: skip
+    chosen = [x for x in (text, button, payload, media) if x is not None]
     if len(chosen) != 1:
-        _fail("give exactly one of --text, --button or --payload")
+        _fail("give exactly one of --text, --button, --payload or a file (--image, …)")
     body: dict[str, Any] = {"phone": phone}
     if text is not None:
         body["text"] = text
@@ -863,14 +879,30 @@ def sandbox_reply(
         body["name"] = name
     found = target(server)
     identity = SandboxIdentity.load_or_create(Settings().data_dir)
+    # The sandbox's own routes take its access token, as its Graph API does.
+    headers = {"Authorization": f"Bearer {identity.access_token}"}
     try:
-        response = httpx.post(
-            found.url + "/sandbox/customer/reply",
-            json=body,
-            # The sandbox's own routes take its access token, as its Graph API does.
-            headers={"Authorization": f"Bearer {identity.access_token}"},
-            timeout=15,
-        )
+        if media is not None:
+            path = Path(media[1])
+            if not path.is_file():
+                _fail(f"{path}: no such file")
+            fields = {"phone": phone, "kind": media[0]}
+            if caption:
+                fields["caption"] = caption
+            if name:
+                fields["name"] = name
+            with path.open("rb") as handle:
+                response = httpx.post(
+                    found.url + "/sandbox/customer/media",
+                    data=fields,
+                    files={"file": (path.name, handle)},
+                    headers=headers,
+                    timeout=120,
+                )
+        else:
+            response = httpx.post(
+                found.url + "/sandbox/customer/reply", json=body, headers=headers, timeout=15
+            )
     except httpx.HTTPError as exc:
         _fail(unreachable(found, exc))
         return

@@ -36,6 +36,7 @@ from wagate.bulk import (
     pace_seconds,
     read_plan,
 )
+from wagate.cli_media import chosen_media, send_media_from_cli
 from wagate.cli_server import (
     LegacyUrlOpt,
     ServerOpt,
@@ -131,7 +132,9 @@ def _parse_button(spec: str) -> dict[str, str]:
 
 def send(
     phone: Annotated[str, typer.Option(help="The customer, e.g. +14155552671")],
-    message: Annotated[str, typer.Option(help="The text (WhatsApp formatting passes through)")],
+    message: Annotated[
+        str | None, typer.Option(help="The text (WhatsApp formatting passes through)")
+    ] = None,
     header: Annotated[str | None, typer.Option(help="Header (makes it interactive)")] = None,
     footer: Annotated[str | None, typer.Option(help="Footer (makes it interactive)")] = None,
     button: Annotated[
@@ -139,16 +142,46 @@ def send(
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes a retry safe")] = None,
     channel: Annotated[str | None, typer.Option(help="Which of the account's numbers")] = None,
+    image: Annotated[str | None, typer.Option(help="Send an image: a FILE or https:// URL")] = None,
+    video: Annotated[str | None, typer.Option(help="Send a video: FILE or URL")] = None,
+    audio: Annotated[str | None, typer.Option(help="Send audio: FILE or URL")] = None,
+    document: Annotated[str | None, typer.Option(help="Send a document: FILE or URL")] = None,
+    sticker: Annotated[str | None, typer.Option(help="Send a WebP sticker: FILE or URL")] = None,
+    caption: Annotated[str | None, typer.Option(help="With an image, video or document")] = None,
+    filename: Annotated[str | None, typer.Option(help="A document's name as shown")] = None,
     server: ServerOpt = None,
     url: LegacyUrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a text or interactive message (inside the customer's 24-hour window)."""
+    """Send a text, interactive or media message (inside the customer's 24-hour window)."""
+    media = chosen_media(
+        {"image": image, "video": video, "audio": audio, "document": document, "sticker": sticker}
+    )
+    if media is None and message is None:
+        raise typer.BadParameter("give --message, or a file with --image, --document, …")
+    if media is not None and (message is not None or header or footer or button):
+        raise typer.BadParameter(
+            "a media message has a --caption, not --message, --header, --footer or --button"
+        )
     found, secret = _connection(server, url, token)
     buttons = [_parse_button(b) for b in button] if button else None
     with Client(found.url, secret) as wa:
         try:
+            if media is not None:
+                sent = send_media_from_cli(
+                    wa,
+                    phone,
+                    media[0],
+                    media[1],
+                    caption=caption,
+                    filename=filename,
+                    channel=channel,
+                    idempotency_key=idempotency_key,
+                )
+                _print_sent(sent, as_json)
+                return
+            assert message is not None
             sent = wa.send(
                 phone,
                 message,

@@ -20,11 +20,14 @@ connection errors, 429 and 503 can never send a message twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -253,6 +256,45 @@ def _template_body(
     )
 
 
+MediaSource = str | os.PathLike[str] | bytes
+"""A file to upload: a path, or the bytes themselves."""
+
+
+def _media_body(
+    phone: str,
+    media_type: str,
+    media_id: str | None,
+    media_url: str | None,
+    caption: str | None,
+    filename: str | None,
+    extras: dict[str, Any],
+) -> dict[str, Any]:
+    return _clean(
+        {
+            "phone": phone,
+            "media_type": media_type,
+            "media_id": media_id,
+            "media_url": media_url,
+            "caption": caption,
+            "filename": filename,
+            **extras,
+        }
+    )
+
+
+@contextlib.contextmanager
+def _upload_files(
+    source: MediaSource, filename: str | None, media_type: str | None
+) -> Iterator[dict[str, Any]]:
+    """The multipart fields of an upload; a path is opened here and streamed by httpx."""
+    if isinstance(source, bytes):
+        yield {"file": (filename or "file", source)}
+        return
+    path = Path(source)
+    with path.open("rb") as handle:
+        yield {"file": (filename or path.name, handle)}
+
+
 class _Base:
     def __init__(
         self, base_url: str | None, token: str | None, timeout: float, max_retries: int
@@ -376,6 +418,48 @@ class Client(_Base):
         extras = self._extras(reply_to, metadata, channel, idempotency_key)
         body = _template_body(phone, template, language, params, extras)
         return Accepted.from_response(self._request("POST", "/v1/messages/template", body))
+
+    def upload_media(
+        self, source: MediaSource, *, filename: str | None = None, media_type: str | None = None
+    ) -> dict[str, Any]:
+        """Store a file to send later (`POST /v1/media`, streamed from disk): `{"id": "med_…",
+        "media_type", "mime_type", "size", "sha256"}`. The type is read from the bytes."""
+        data = {"media_type": media_type} if media_type else None
+        for attempt in range(self.max_retries + 1):
+            try:
+                with _upload_files(source, filename, media_type) as files:
+                    response = self._http.post(
+                        self.base_url + "/v1/media", files=files, data=data, headers=self._headers
+                    )
+            except httpx.TransportError as exc:
+                wait = self._after_failure(attempt, exc)
+            else:
+                if response.status_code < 400:
+                    uploaded: dict[str, Any] = response.json()
+                    return uploaded
+                wait = self._after_error(attempt, response)
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def send_media(
+        self,
+        phone: str,
+        media_type: str,
+        *,
+        media_id: str | None = None,
+        media_url: str | None = None,
+        caption: str | None = None,
+        filename: str | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        """Send an image, video, audio, document or sticker: a file uploaded with
+        `upload_media` (`media_id`) or a link wagate fetches (`media_url`)."""
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _media_body(phone, media_type, media_id, media_url, caption, filename, extras)
+        return Accepted.from_response(self._request("POST", "/v1/messages/media", body))
 
     def send_batch(self, messages: list[dict[str, Any]]) -> list[BatchItem]:
         """Up to 1,000 sends in one request (`POST /v1/messages/batch`): each a Send Message
@@ -501,6 +585,44 @@ class AsyncClient(_Base):
         extras = self._extras(reply_to, metadata, channel, idempotency_key)
         body = _template_body(phone, template, language, params, extras)
         return Accepted.from_response(await self._request("POST", "/v1/messages/template", body))
+
+    async def upload_media(
+        self, source: MediaSource, *, filename: str | None = None, media_type: str | None = None
+    ) -> dict[str, Any]:
+        data = {"media_type": media_type} if media_type else None
+        for attempt in range(self.max_retries + 1):
+            try:
+                with _upload_files(source, filename, media_type) as files:
+                    response = await self._http.post(
+                        self.base_url + "/v1/media", files=files, data=data, headers=self._headers
+                    )
+            except httpx.TransportError as exc:
+                wait = self._after_failure(attempt, exc)
+            else:
+                if response.status_code < 400:
+                    uploaded: dict[str, Any] = response.json()
+                    return uploaded
+                wait = self._after_error(attempt, response)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def send_media(
+        self,
+        phone: str,
+        media_type: str,
+        *,
+        media_id: str | None = None,
+        media_url: str | None = None,
+        caption: str | None = None,
+        filename: str | None = None,
+        reply_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        channel: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Accepted:
+        extras = self._extras(reply_to, metadata, channel, idempotency_key)
+        body = _media_body(phone, media_type, media_id, media_url, caption, filename, extras)
+        return Accepted.from_response(await self._request("POST", "/v1/messages/media", body))
 
     async def send_batch(self, messages: list[dict[str, Any]]) -> list[BatchItem]:
         response = await self._request("POST", "/v1/messages/batch", self._batch_body(messages))

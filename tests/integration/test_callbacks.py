@@ -104,9 +104,12 @@ async def test_a_read_message_reports_every_status_in_order_signed(gateway: Harn
             "wamid": None,
             "kind": "text",
             "text": "Where is my order?",
+            # Meta's message as received, without from, id and timestamp.
+            "content": {"type": "text", "text": {"body": "Where is my order?"}},
             "button_id": None,
             "button_payload": None,
             "reply_to": None,
+            "reacts_to": None,
             "profile_name": "Asha",
             "channel_id": None,
             "timestamp": None,
@@ -289,7 +292,14 @@ async def test_customer_messages_and_button_taps(gateway: Harness) -> None:
 
         text, tap, quick_reply = (e["data"] for e in receiver.events("message.inbound"))
         assert (text["kind"], text["text"], text["reply_to"]) == ("text", "hi", None)
-        assert tap["kind"] == "button"
+        # The same kind as the conversation API shows for the tap (issue 15.7).
+        assert tap["kind"] == "button_reply"
+        conversation = (
+            await gateway.client.get(f"/v1/conversations/{CUSTOMER}", headers=gateway.auth)
+        ).json()
+        kinds = {m["wamid"]: m.get("kind") for m in conversation["messages"]}
+        assert kinds[tap["wamid"]] == "button_reply"
+        assert kinds[quick_reply["wamid"]] == quick_reply["kind"] == "button"
         assert (tap["button_id"], tap["text"], tap["button_payload"]) == ("slot-yes", "Yes", None)
         assert tap["reply_to"] == message_id  # the customer tapped our message
         assert tap["profile_name"] == "Asha" and tap["phone"] == CUSTOMER

@@ -20,7 +20,6 @@ from tests.support import media_samples as samples
 from tests.support import meta_schema
 from tests.support.harness import Harness, running_gateway
 from tests.support.processes import free_port
-from tests.support.tenants import open_window
 
 PHONE = "+14155550123"
 
@@ -45,7 +44,7 @@ async def send_media(gateway: Harness, **body: Any) -> Any:
 
 
 async def test_an_uploaded_photo_goes_to_meta_by_its_media_id_once(gateway: Harness) -> None:
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     media_id = await uploaded(gateway, samples.png(pad_to=300_000), "shop.png")
     first = await send_media(gateway, media_type="image", media_id=media_id, caption="*New* in")
     assert first.status_code == 202, first.text
@@ -57,7 +56,7 @@ async def test_an_uploaded_photo_goes_to_meta_by_its_media_id_once(gateway: Harn
     sandbox = sandbox_of(gateway)
     assert sandbox.media.uploads == 1  # the same bytes through the same number: one upload
     [kept] = sandbox.media.files.values()
-    assert kept.size == 300_000 and kept.mime_type == "image/png"
+    assert kept.size == len(samples.png(pad_to=300_000)) and kept.mime_type == "image/png"
     one, two = gateway.sent_to_meta
     assert one["type"] == "image"
     assert one["image"] == {"id": kept.id, "caption": "*New* in"}
@@ -70,7 +69,7 @@ async def test_an_uploaded_photo_goes_to_meta_by_its_media_id_once(gateway: Harn
 
 
 async def test_a_document_keeps_its_filename_and_caption(gateway: Harness) -> None:
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     media_id = await uploaded(gateway, samples.pdf(), "x.pdf")
     sent = await send_media(
         gateway, media_type="document", media_id=media_id, filename="Invoice 4521.pdf",
@@ -110,7 +109,7 @@ async def test_a_document_keeps_its_filename_and_caption(gateway: Harness) -> No
 async def test_every_rule_is_checked_before_queueing(
     gateway: Harness, body: dict[str, Any], code: str, field: str
 ) -> None:
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     response = await send_media(gateway, **body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -120,7 +119,7 @@ async def test_every_rule_is_checked_before_queueing(
 
 
 async def test_a_stored_file_of_another_kind_is_a_mismatch(gateway: Harness) -> None:
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     media_id = await uploaded(gateway, samples.pdf(), "x.pdf")
     response = await send_media(gateway, media_type="image", media_id=media_id)
     assert response.status_code == 422
@@ -135,7 +134,7 @@ async def test_media_is_free_form_so_the_window_applies(gateway: Harness) -> Non
 
 
 async def test_a_batch_item_of_kind_media(gateway: Harness) -> None:
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     media_id = await uploaded(gateway, samples.jpeg(), "a.jpg")
     response = await gateway.client.post(
         "/v1/messages/batch",
@@ -215,12 +214,12 @@ async def test_a_media_url_is_fetched_checked_and_sent_by_media_id(
     networked: Harness, file_server: str
 ) -> None:
     gateway = networked
-    await open_window(gateway, await gateway.sandbox_channel(), PHONE)
+    await gateway.reply(PHONE, text="hi")
     good = await send_media(gateway, media_type="image", media_url=f"{file_server}/shop.png")
     assert good.status_code == 202, good.text
     await gateway.wait_status(good.json()["id"], "delivered", timeout=20)
     [kept] = sandbox_of(gateway).media.files.values()
-    assert kept.size == 200_000
+    assert kept.size == len(samples.png(pad_to=200_000))
 
     for path, media_type, code in [
         ("/missing.png", "image", "media_unreachable"),

@@ -91,6 +91,7 @@ class Placeholders:
     server_url: str
     token: str
     message_ids: list[str] = field(default_factory=list)
+    media_ids: list[str] = field(default_factory=list)
 
     def fill(self, text: str) -> str:
         text = re.sub(r"wg_(?:…|\.\.\.)", self.token, text)
@@ -98,11 +99,14 @@ class Placeholders:
         text = re.sub(r"(?<![\w/])localhost:8000", self.server_url, text)
         if self.message_ids:
             text = re.sub(r"msg_\w*…", self.message_ids[-1], text)
+        if self.media_ids:
+            text = re.sub(r"med_\w*…", self.media_ids[-1], text)
         return text
 
     def learn(self, output: str) -> None:
         """Remember message ids printed by a block, for a later `msg_…` placeholder."""
         self.message_ids += re.findall(r'"id":\s*"(msg_\w+)"', output)
+        self.media_ids += re.findall(r'"id":\s*"(med_\w+)"', output)
 
 
 # ---------------------------------------------------------------------------- answers

@@ -331,8 +331,16 @@ class Dispatcher:
             if error.meta_code == THROUGHPUT_REACHED:
                 await self.pacer.throttled(channel.id)
             if content.type is MessageType.MEDIA and error.meta_code == MEDIA_UPLOAD_ERROR:
-                # Meta no longer knows the media id we reused: upload again at the next try.
+                # Meta no longer knows the media id we reused: upload again, once.
                 await self.media_sends.forget(channel, content)
+                if claim.attempts < 2:
+                    return Retry(
+                        claim.message_id,
+                        available_at=self.clock.now() + timedelta(seconds=1),
+                        meta_code=error.meta_code,
+                        title=error.title,
+                        details=error.details,
+                    )
             outcome = self._after_error(claim, error)
             seconds = time.monotonic() - started
             if isinstance(outcome, Failed):

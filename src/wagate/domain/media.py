@@ -235,13 +235,16 @@ def check_for(
         ]
     if mime not in kind.mimes:
         usual = kind_for_mime(mime)
-        hint = f" Send it as {usual.name}." if usual is not None else ""
+        if usual is None:
+            return kind, [not_supported(Sniffed(mime, described=mime), field)]
+        article = "an" if kind.name[0] in "aeiou" else "a"
         return kind, [
             FieldError(
                 field,
                 "media_type_mismatch",
-                f"The file is {mime_name(mime)} ({mime}); a {kind.name} must be "
-                f"{', '.join(dict.fromkeys(mime_name(m) for m in kind.mimes))}.{hint}",
+                f"The file is {mime_name(mime)} ({mime}); {article} {kind.name} must be "
+                f"{', '.join(dict.fromkeys(mime_name(m) for m in kind.mimes))}. "
+                f"Send it as {usual.name}.",
             )
         ]
     if size > kind.limit(animated=animated):

@@ -20,6 +20,7 @@ from wagate.sandbox.graph import (
     unexpected_key,
     wrong_type,
 )
+from wagate.sandbox.media import check_media_message
 
 BODY_MAX = 1024
 BUTTON_TEXT_MAX = 20
@@ -210,6 +211,7 @@ def check_location_request(inter: dict[str, Any]) -> Checked:
 
 
 KIND_CHECKS = {
+    **dict.fromkeys(("image", "video", "audio", "document", "sticker"), check_media_message),
     "location": check_location,
     "contacts": check_contacts,
     "reaction": check_reaction,

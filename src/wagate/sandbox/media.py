@@ -213,3 +213,45 @@ async def customer_sends_media(
     return {
         "wamid": wamid, "media_id": kept.id, "delivered": delivered, "status_code": status_code,
     }  # fmt: skip
+
+
+_MEDIA_KEYS = {
+    "image": ("id", "link", "caption"),
+    "video": ("id", "link", "caption"),
+    "audio": ("id", "link"),
+    "document": ("id", "link", "caption", "filename"),
+    "sticker": ("id", "link"),
+}
+CAPTION_MAX = 1024
+
+
+def check_media_message(body: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """An image, video, audio, document or sticker send as the Cloud API checks it: its object
+    with exactly one of `id` and `link`, a caption only where WhatsApp shows one (≤ 1024), a
+    filename on documents only. Whether the id was uploaded is checked by `check_send`."""
+    kind = str(body.get("type"))
+    media = body.get(kind)
+    if media is None:
+        raise graph.required(kind)
+    if not isinstance(media, dict):
+        raise graph.wrong_type(kind, "a JSON object")
+    for key in media:
+        if key not in _MEDIA_KEYS[kind]:
+            raise graph.unexpected_key(key, kind)
+    given = [k for k in ("id", "link") if media.get(k) not in (None, "")]
+    if len(given) != 1:
+        raise graph.invalid_parameter(
+            f"Param {kind} must have exactly one of 'id' (an uploaded media id) and 'link'."
+        )
+    for key in ("id", "link", "caption", "filename"):
+        if key in media and not isinstance(media[key], str):
+            raise graph.wrong_type(f"{kind}['{key}']", "a string")
+    if "link" in media and not str(media["link"]).startswith(("https://", "http://")):
+        raise graph.invalid_parameter(f"Param {kind}['link'] must be a valid URL.")
+    caption = media.get("caption")
+    if isinstance(caption, str) and len(caption) > CAPTION_MAX:
+        raise graph.invalid_value(
+            f"{kind} caption length invalid. Min length: 1, Max length: {CAPTION_MAX}"
+        )
+    text = caption or media.get("filename") or f"[{kind}]"
+    return text, {"media": dict(media)}
