@@ -271,8 +271,8 @@ def test_a_photo_and_a_list_composed_in_the_browser(
     compose.get_by_text("Photo, video or file").click()
     picture = tmp_path / "lamp.png"
     picture.write_bytes(samples.png(64, 64))
-    compose.get_by_label("File").set_input_files(str(picture))
-    compose.get_by_label("Caption").fill("The *lamp* you asked about")
+    compose.get_by_label("File to send").set_input_files(str(picture))
+    compose.get_by_label("File caption").fill("The *lamp* you asked about")
     compose.get_by_role("button", name="Send file").click()
     expect(page.get_by_text("Queued.")).to_be_visible()
     mine = page.locator("#thread .bubble-wrap.mine").last
@@ -285,9 +285,11 @@ def test_a_photo_and_a_list_composed_in_the_browser(
     compose = page.locator("#compose")
     compose.get_by_text("List menu").click()
     form = compose.locator("form", has=page.locator("input[name=kind][value=list]"))
-    form.get_by_label("Message").fill("Which colour?")
-    form.get_by_label("Button text").fill("Colours")
-    form.get_by_label("Rows").fill("# Colours\ngreen | Green | In stock\nblue | Blue | 2 weeks")
+    form.get_by_label("List message").fill("Which colour?")
+    form.get_by_label("List button").fill("Colours")
+    form.get_by_label("List rows").fill(
+        "# Colours\ngreen | Green | In stock\nblue | Blue | 2 weeks"
+    )
     form.get_by_role("button", name="Send list").click()
     expect(page.get_by_text("Queued.")).to_be_visible()
     listed = page.locator("#thread .bubble-wrap.mine").last
@@ -298,12 +300,12 @@ def test_a_photo_and_a_list_composed_in_the_browser(
     compose = page.locator("#compose")
     compose.get_by_text("List menu").click()
     form = compose.locator("form", has=page.locator("input[name=kind][value=list]"))
-    form.get_by_label("Message").fill("Too many")
-    form.get_by_label("Button text").fill("Choose")
-    form.get_by_label("Rows").fill("\n".join(f"Row {n}" for n in range(11)))
+    form.get_by_label("List message").fill("Too many")
+    form.get_by_label("List button").fill("Choose")
+    form.get_by_label("List rows").fill("\n".join(f"Row {n}" for n in range(11)))
     form.get_by_role("button", name="Send list").click()
     expect(page.locator("#f-list-sections-error")).to_be_visible()
-    expect(page.get_by_label("Rows")).to_have_value(re.compile("Row 10"))
+    expect(page.get_by_label("List rows")).to_have_value(re.compile("Row 10"))
     assert errors == [] or all("422" in e for e in errors), errors
     context.close()
 
