@@ -11,6 +11,12 @@ The file has a `phone` column and either
   https link wagate fetches) or `media_id` (a file uploaded with `POST /v1/media`), and
   optional `caption` and `filename` columns. In a file with both `message` and `media_type`,
   a row with a media_type is a media message and a row without one is text.
+
+A free-form file with a `button` column sends list messages (`kind: list` batch items): the
+`message` column is the body, `button` the list's button text, `header` and `footer` optional,
+and the rows `row.1.id`, `row.1.title`, `row.1.description`, `row.2.id`, … (one section), or a
+`sections` column holding the sections as JSON (several sections). Each row is checked with the
+server's own list rules (`wagate.domain.kinds.parse_list`) before anything is sent.
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wagate.domain.errors import ValidationFailed
+from wagate.domain.kinds import parse_list
 from wagate.domain.phone import normalize_phone
 
 _PARAM = re.compile(r"^(header|body)\.(\w+)$")
 _BUTTON = re.compile(r"^button\.(\d+)\.(payload|text)$")
+_LIST_ROW = re.compile(r"^row\.(\d+)\.(id|title|description)$")
+LIST_COLUMNS = ("button", "header", "footer", "sections")
 
 
 class BulkFileError(ValueError):
@@ -108,6 +118,9 @@ def _row(number: int, record: dict[str, str], template: str | None, language: st
         return Row(number, raw_phone, recipient, media_body(phone, record), problems)
     if template is None:
         body: dict[str, Any] = {"phone": phone, "message": record.get("message", "")}
+        if "button" in record:
+            body, list_problems = list_body(body, record)
+            return Row(number, raw_phone, recipient, body, problems + list_problems)
         if not body["message"]:
             problems += (("empty_message", "the message column is empty"),)
         return Row(number, raw_phone, recipient, body, problems)
@@ -128,6 +141,33 @@ def media_body(phone: str, record: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": "media", "phone": phone}
     body.update({c: record[c] for c in MEDIA_COLUMNS if record.get(c)})
     return body
+
+
+def list_body(
+    body: dict[str, Any], record: dict[str, str]
+) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """A list message's batch item from one row, and what the server would refuse about it."""
+    out: dict[str, Any] = {"kind": "list", **body, "button": record.get("button", "")}
+    for key in ("header", "footer"):
+        if record.get(key):
+            out[key] = record[key]
+    problems: tuple[tuple[str, str], ...] = ()
+    if record.get("sections"):
+        try:
+            out["sections"] = json.loads(record["sections"])
+        except ValueError:
+            out["sections"] = record["sections"]  # refused below, as the server would
+    else:
+        rows: dict[int, dict[str, str]] = {}
+        for column, value in record.items():
+            if value and (match := _LIST_ROW.match(column)):
+                rows.setdefault(int(match.group(1)), {})[match.group(2)] = value
+        out["sections"] = [{"rows": [rows[i] for i in sorted(rows)]}] if rows else []
+    try:
+        parse_list({k: v for k, v in out.items() if k != "kind"}, form=False)
+    except ValidationFailed as failed:
+        problems = tuple((e.code, e.message) for e in failed.errors if e.field != "phone")
+    return out, problems
 
 
 def template_params(record: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wagate import __version__, cli_send, cli_templates
+from wagate import __version__, cli_kinds, cli_send, cli_templates
 from wagate.asgi import LateASGI
 from wagate.cli_server import (
     POINT_ELSEWHERE,
@@ -55,6 +55,7 @@ app.add_typer(sandbox_app, name="sandbox")
 users_app = typer.Typer(help="Dashboard users (argon2 password hashes).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 cli_send.register(app)
+cli_kinds.register(app)
 cli_templates.register(app)
 
 console = Console(soft_wrap=True)
@@ -337,9 +338,18 @@ async def _worker_forever(settings: Settings, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with graph_client(settings) as http:
+    from wagate.cloud.client import CloudMedia
+    from wagate.egress import media_client
+
+    async with graph_client(settings) as http, media_client(settings) as files_http:
         dispatcher = Dispatcher(
-            engine=engine, settings=settings, clock=SystemClock(), cloud=CloudClient(http)
+            engine=engine,
+            settings=settings,
+            clock=SystemClock(),
+            cloud=CloudClient(http),
+            # Files (customers' downloads, media_url fetches, uploads to Meta) may be larger
+            # than a Graph API answer's cap.
+            media=CloudMedia(http, files_http),
         )
         dispatcher.start()
         _settle_heap()
@@ -842,6 +852,30 @@ def sandbox_reply(
     button: Annotated[str | None, typer.Option(help="Tap the reply button with this id")] = None,
     payload: Annotated[str | None, typer.Option(help="Tap a template quick reply")] = None,
     name: Annotated[str | None, typer.Option(help="The customer's profile name")] = None,
+    list_reply: Annotated[
+        str | None, typer.Option(help="Pick the row with this id from the last list")
+    ] = None,
+    location: Annotated[str | None, typer.Option(help="Share a location LAT,LON")] = None,
+    place: Annotated[str | None, typer.Option(help="The shared location's name")] = None,
+    address: Annotated[str | None, typer.Option(help="The shared location's address")] = None,
+    reaction: Annotated[
+        str | None, typer.Option(help='React with this emoji ("" removes the reaction)')
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="The wamid reacted to (default: the business's last)")
+    ] = None,
+    contacts: Annotated[
+        str | None, typer.Option(help="Share contact cards: JSON, or a JSON file")
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help='Send an order: JSON, or "" for a sample one')
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option(help="A system notice (the customer changed number)")
+    ] = None,
+    unsupported: Annotated[
+        bool, typer.Option("--unsupported", help="A message type Meta does not support")
+    ] = False,
     image: Annotated[Path | None, typer.Option(help="Send a photo (a file)")] = None,
     video: Annotated[Path | None, typer.Option(help="Send a video (a file)")] = None,
     audio: Annotated[Path | None, typer.Option(help="Send audio (a file)")] = None,
@@ -864,15 +898,31 @@ def sandbox_reply(
             "sticker": str(sticker) if sticker else None,
         }
     )  # fmt: skip
-    chosen = [x for x in (text, button, payload, media) if x is not None]
+    kind_fields = cli_kinds.customer_kind_fields(
+        list_reply=list_reply,
+        location=location,
+        place=place,
+        address=address,
+        reaction=reaction,
+        to=to,
+        contacts=contacts,
+        order=order,
+        system=system,
+        unsupported=unsupported,
+    )
+    chosen = [x for x in (text, button, payload, media) if x is not None] + list(kind_fields)
     if len(chosen) != 1:
-        _fail("give exactly one of --text, --button, --payload or a file (--image, …)")
-    body: dict[str, Any] = {"phone": phone}
+        _fail(
+            "give exactly one of --text, --button, --payload, --list-reply, --location, "
+            "--reaction, --contacts, --order, --system, --unsupported or a file (--image, "
+            "--video, --audio, --voice, --document, --sticker)"
+        )
+    body: dict[str, Any] = {"phone": phone, **kind_fields}
     if text is not None:
         body["text"] = text
     elif button is not None:
         body["button_id"] = button
-    else:
+    elif payload is not None:
         body["payload"] = payload
         body["button_text"] = payload
     if name:

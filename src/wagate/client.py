@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import httpx
 
+from wagate.client_kinds import AsyncKindsMixin, KindsMixin
 from wagate.server_address import find_server
 
 _RETRIED_STATUSES = (429, 503)
@@ -354,7 +355,7 @@ class _Base:
         return float(min(0.25 * 2**attempt, _MAX_BACKOFF))
 
 
-class Client(_Base):
+class Client(KindsMixin, _Base):
     """Synchronous client. Use as a context manager, or call `close()`.
 
     >>> with Client("http://127.0.0.1:8000", token="wg_…") as wa:
@@ -528,7 +529,7 @@ class Client(_Base):
         raise AssertionError("unreachable")
 
 
-class AsyncClient(_Base):
+class AsyncClient(AsyncKindsMixin, _Base):
     """The same API for asyncio code: `async with AsyncClient(...) as wa: await wa.send(...)`."""
 
     def __init__(

@@ -72,14 +72,14 @@ async def test_each_item_is_judged_and_answered_on_its_own_in_order(gateway: Har
         (422, "invalid_phone_format"),
         (409, "outside_service_window"),
         (422, "template_params_mismatch"),
-        (422, "invalid_field"),
+        (422, "missing_field"),
         (422, "invalid_field"),
         (400, "invalid_body"),
         (422, "unknown_channel"),
     ]
     assert "+14155552671" in results[2]["error"]["message"]  # the corrected form, as alone
-    assert "not available on this server yet" in results[6]["error"]["message"]
-    assert results[6]["error"]["field"] == "kind"
+    assert results[6]["error"]["field"] == "media_type"  # judged as POST /v1/messages/media
+    assert results[7]["error"]["field"] == "kind"
     assert await _stored(gateway) == 3
     # Accepted items are ordinary messages: queued, then delivered.
     for result in results[:2]:

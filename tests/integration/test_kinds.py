@@ -394,3 +394,74 @@ async def test_customer_reaction_attaches_to_our_message(gateway: Harness) -> No
     ).json()
     by_key = {m.get("id") or m.get("wamid"): m for m in conversation["messages"]}
     assert by_key[ours.json()["id"]]["reactions"] == {"customer": None, "business": None}
+
+
+async def test_a_reaction_to_a_message_that_never_went_out_fails_clearly(
+    gateway: Harness,
+) -> None:
+    await gateway.reply(CUSTOMER, text="hi")
+    fault = {"code": 131026, "mode": "response", "count": 1, "phone": CUSTOMER}
+    added = await gateway.client.post("/sandbox/faults", json=fault)
+    assert added.status_code in (200, 201), added.text
+    ours = await gateway.send(phone=CUSTOMER, message="This one is refused by Meta")
+    reaction = await post(
+        gateway, "/v1/messages/reaction", phone=CUSTOMER, message_id=ours.json()["id"], emoji="👍"
+    )
+    assert reaction.status_code == 202, reaction.text
+    failed = await gateway.wait_status(ours.json()["id"], "failed")
+    assert failed["wamid"] is None
+    refused = await gateway.wait_status(reaction.json()["id"], "failed")
+    assert refused["error"]["code"] == "reaction_target_not_sent"
+    assert ours.json()["id"] in refused["error"]["details"]
+    assert not [p for p in gateway.sent_to_meta if p.get("type") == "reaction"]
+
+
+async def test_the_dashboard_pages_show_every_kind_without_failing(gateway: Harness) -> None:
+    """The dashboard renders the new kinds (their look is the dashboard's own work); here:
+    every page that lists them still answers."""
+    from tests.integration.test_dashboard_pages import ME, signed_in
+    from tests.support.dashboard import add_user
+
+    inbound = await gateway.reply(CUSTOMER, text="hi")
+    ids = []
+    for kind, body in BODIES.items():
+        sent = await post(gateway, f"/v1/messages/{kind}", phone=CUSTOMER, **body)
+        ids.append(sent.json()["id"])
+    reacted = await post(
+        gateway, "/v1/messages/reaction", phone=CUSTOMER, message_id=inbound["wamid"], emoji="👍"
+    )
+    ids.append(reacted.json()["id"])
+    read = await gateway.client.post(
+        f"/v1/conversations/{CUSTOMER}/read", json={}, headers=gateway.auth
+    )
+    ids.append(read.json()["id"])
+    for message_id in ids[:-1]:
+        await gateway.wait_status(message_id, "read")
+    for _, fields, _, _ in INBOUND:
+        await gateway.reply(CUSTOMER, **fields)
+    await gateway.reply(CUSTOMER, reaction={"emoji": "❤️"})
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    async with signed_in(gateway) as (browser, _):
+        pages = [
+            f"/conversations/{CUSTOMER[1:]}",
+            "/messages",
+            f"/sandbox-phone/{CUSTOMER[1:]}",
+            *(f"/messages/{message_id}" for message_id in ids),
+        ]
+        for page in pages:
+            answer = await browser.get(page)
+            assert answer.status_code == 200, (page, answer.text[-2000:])
+
+
+async def test_a_repeated_read_receipt_is_the_same_request(gateway: Harness) -> None:
+    await gateway.reply(CUSTOMER, text="one")
+    headers = {**gateway.auth, "Idempotency-Key": "read-1"}
+    path = f"/v1/conversations/{CUSTOMER}/read"
+    first = await gateway.client.post(path, json={"typing": True}, headers=headers)
+    await gateway.reply(CUSTOMER, text="two")  # the latest message is another one now
+    again = await gateway.client.post(path, json={"typing": True}, headers=headers)
+    assert first.status_code == again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = await gateway.client.post(path, json={"typing": False}, headers=headers)
+    assert other.status_code == 409

@@ -131,10 +131,33 @@ async def keep_upload(
     files = services.media_files
     try:
         stored = await files.put(
-            account_id, media_id, chunks or upload.file_chunks(), limit=rules.MAX_UPLOAD
+            account_id,
+            media_id,
+            chunks or upload.file_chunks(),
+            limit=rules.MAX_UPLOAD,
+            refine=_kind_limit,
         )
-    except TooLarge:
-        raise UploadTooLarge() from None
+    except TooLarge as exc:
+        if exc.limit >= rules.MAX_UPLOAD:
+            raise UploadTooLarge() from None
+        # The first bytes said what it is, and it is already over that kind's limit: refused
+        # without storing the rest (the size said is what had come by then).
+        sniffed = rules.sniff(exc.head)
+        kind = rules.kind_for_mime(sniffed.mime_type)
+        assert kind is not None
+        await upload.drain()
+        what = "an animated sticker" if sniffed.animated else f"a {kind.name}"
+        raise ValidationFailed(
+            [
+                FieldError(
+                    FILE_FIELD,
+                    "media_too_large",
+                    f"The file is {rules.mime_name(sniffed.mime_type)} and larger than "
+                    f"WhatsApp takes for {what}: at most {rules.size_words(exc.limit)} "
+                    f"({exc.limit:,} bytes).",
+                )
+            ]
+        ) from None
     errors: list[FieldError] = []
     if not upload.saw_file or stored.size == 0:
         errors.append(
@@ -179,6 +202,13 @@ async def keep_upload(
     return body
 
 
+def _kind_limit(head: bytes) -> int:
+    """The most a file may be, once its first bytes say what it is."""
+    sniffed = rules.sniff(head)
+    kind = rules.kind_for_mime(sniffed.mime_type)
+    return kind.limit(animated=sniffed.animated) if kind is not None else rules.MAX_UPLOAD
+
+
 def _clean_filename(name: str | None) -> str | None:
     """The file's own name, without folders or control characters, at most 240 characters."""
     if not name:
@@ -221,7 +251,8 @@ async def _opened_when_ready(
     responses={
         200: {
             "description": "The file's bytes, with its type",
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            # Whatever the file is: image/jpeg, application/pdf, text/plain, …
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         **error_responses(401, 404, 429, 503),
     },

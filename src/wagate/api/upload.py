@@ -48,6 +48,8 @@ class MultipartUpload:
                     f"100 MB ({MAX_UPLOAD:,} bytes), a document."
                 )
         self._request = request
+        self._received = 0
+        self._ended = False
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.saw_file = False
@@ -134,17 +136,27 @@ class MultipartUpload:
 
     # ------------------------------------------------------------------ reading
 
+    async def drain(self) -> None:
+        """Read (and drop) what is left of the body, so that a refusal made before its end
+        reaches a client still sending instead of a reset connection."""
+        while not self._ended and self._received <= BODY_LIMIT:
+            message: dict[str, Any] = dict(await self._request.receive())
+            if message["type"] == "http.disconnect":
+                return
+            self._received += len(message.get("body", b""))
+            self._ended = not message.get("more_body", False)
+
     async def file_chunks(self) -> AsyncIterator[bytes]:
         """The file part's bytes as the client sends them; the rest of the body is read too
         (its fields land in `fields`)."""
-        received = 0
         while True:
             message: dict[str, Any] = dict(await self._request.receive())
             if message["type"] == "http.disconnect":
                 raise InvalidBody("The client went away before sending the whole body.")
             chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > BODY_LIMIT:
+            self._received += len(chunk)
+            self._ended = not message.get("more_body", False)
+            if self._received > BODY_LIMIT:
                 raise UploadTooLarge(
                     f"The upload is larger than WhatsApp's largest file, 100 MB "
                     f"({MAX_UPLOAD:,} bytes, a document)."
@@ -158,7 +170,7 @@ class MultipartUpload:
             ready, self._ready = self._ready, []
             for piece in ready:
                 yield piece
-            if not message.get("more_body", False):
+            if self._ended:
                 break
         try:
             self._parser.finalize()

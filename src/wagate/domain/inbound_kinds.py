@@ -20,6 +20,7 @@ The message itself is kept as Meta sent it (`content`: the webhook's message obj
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,6 +78,6 @@ def _clean(value: Any) -> Any:
         return {_clean(str(k)): _clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN: not JSON
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity: not JSON
         return None
     return value

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.errors import IdempotencyConflict
-from wagate.domain.models import SendRequest
+from wagate.domain.models import MessageType, SendRequest
 from wagate.store.tables import idempotency_keys
 
 KEY_LIFETIME = timedelta(hours=24)
@@ -38,9 +38,14 @@ class Replayed:
 def request_fingerprint(request: SendRequest) -> str:
     """What makes two requests "the same body": every field that defines the message, however
     it was encoded (JSON, form or multipart, token in the body or the header)."""
+    content = request.content.as_dict()
+    if request.content.type is MessageType.READ and "data" in content:
+        # Which message a read receipt marks is looked up when it is accepted (the customer's
+        # latest); a retry after the customer wrote again is still the same request.
+        content["data"] = {k: v for k, v in content["data"].items() if k != "message_id"}
     canonical = {
         "phone": request.phone,
-        "content": request.content.as_dict(),
+        "content": content,
         "reply_to": request.reply_to,
         "metadata": request.metadata,
         "channel": request.channel,

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wagate.domain.kinds import Target
+from wagate.domain.models import MessageType
 from wagate.store import accounts as account_store
 from wagate.store.tables import channels, inbound_messages, messages
 
@@ -34,7 +35,12 @@ class AccountTargets:
                 channels.c.display_phone_number,
             )
             .join(channels, channels.c.id == messages.c.channel_id)
-            .where(messages.c.id == message_id, messages.c.account_id == self.account_id)
+            .where(
+                messages.c.id == message_id,
+                messages.c.account_id == self.account_id,
+                # A read receipt is no message on the customer's phone: nothing to react to.
+                messages.c.type != MessageType.READ.value,
+            )
         )
         row = result.first()
         if row is None:

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,11 +38,14 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 
 
 class TooLarge(Exception):
-    """More bytes than the caller's cap: nothing was kept."""
+    """More bytes than the caller's cap: nothing was kept. `size` is how many had come (at
+    least), `head` the first of them."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, size: int = 0, head: bytes = b"") -> None:
         super().__init__(f"more than {limit:,} bytes")
         self.limit = limit
+        self.size = size
+        self.head = head
 
 
 class MediaFileMissing(Exception):
@@ -57,21 +60,25 @@ class StoredBytes:
 
 
 class _Tally:
-    """Size, SHA-256 and the first bytes of what goes by, with a cap."""
+    """Size, SHA-256 and the first bytes of what goes by, with a cap; `refine`, when given, may
+    lower the cap once the first bytes are in (a PNG may be 5 MB, not 100)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, refine: Callable[[bytes], int] | None = None) -> None:
         self.limit = limit
+        self.refine = refine
         self.size = 0
         self.hash = hashlib.sha256()
         self.head = bytearray()
 
     def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise TooLarge(self.limit)
-        self.hash.update(chunk)
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
+            if len(self.head) >= SNIFF_BYTES and self.refine is not None:
+                self.limit = min(self.limit, self.refine(bytes(self.head)))
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise TooLarge(self.limit, self.size, bytes(self.head))
+        self.hash.update(chunk)
 
     def result(self) -> StoredBytes:
         return StoredBytes(self.size, self.hash.hexdigest(), bytes(self.head))
@@ -99,10 +106,16 @@ class MediaFiles(ABC):
 
     @abstractmethod
     async def put(
-        self, account_id: str, media_id: str, chunks: AsyncIterable[bytes], *, limit: int
+        self,
+        account_id: str,
+        media_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        limit: int,
+        refine: Callable[[bytes], int] | None = None,
     ) -> StoredBytes:
         """Store what `chunks` yields under `media_id`; `TooLarge` (and nothing kept) past
-        `limit` bytes."""
+        `limit` bytes, or past what `refine` says once it has seen the first bytes."""
 
     @abstractmethod
     def open(self, account_id: str, media_id: str) -> AsyncIterator[bytes]:
@@ -134,11 +147,17 @@ class FolderMediaFiles(MediaFiles):
         return self.root / account_id / media_id
 
     async def put(
-        self, account_id: str, media_id: str, chunks: AsyncIterable[bytes], *, limit: int
+        self,
+        account_id: str,
+        media_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        limit: int,
+        refine: Callable[[bytes], int] | None = None,
     ) -> StoredBytes:
         final = self.path(account_id, media_id)
         partial = final.with_name(f".{media_id}.part")
-        tally = _Tally(limit)
+        tally = _Tally(limit, refine)
         handle = await asyncio.to_thread(_create, partial)
         try:
             async for chunk in rechunk(chunks):
@@ -202,10 +221,16 @@ class DatabaseMediaFiles(MediaFiles):
         self.engine = engine
 
     async def put(
-        self, account_id: str, media_id: str, chunks: AsyncIterable[bytes], *, limit: int
+        self,
+        account_id: str,
+        media_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        limit: int,
+        refine: Callable[[bytes], int] | None = None,
     ) -> StoredBytes:
         _check_ids(account_id, media_id)
-        tally = _Tally(limit)
+        tally = _Tally(limit, refine)
         seq = 0
         try:
             async for chunk in rechunk(chunks):
