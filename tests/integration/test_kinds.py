@@ -19,7 +19,7 @@ from tests.support.meta_schema import (
     validate_read_receipt,
     validate_webhook,
 )
-from tests.support.tenants import add_tenant, open_window
+from tests.support.tenants import add_channel, add_tenant, open_window
 from wagate.store.tables import webhook_events
 
 CUSTOMER = "+14155552671"
@@ -465,3 +465,20 @@ async def test_a_repeated_read_receipt_is_the_same_request(gateway: Harness) -> 
     assert again.headers["Idempotent-Replayed"] == "true"
     other = await gateway.client.post(path, json={"typing": False}, headers=headers)
     assert other.status_code == 409
+
+
+async def test_mark_read_finds_the_latest_message_on_any_of_the_accounts_numbers(
+    gateway: Harness,
+) -> None:
+    await gateway.reply(CUSTOMER, text="to the sandbox number")
+    sandbox = await gateway.sandbox_channel()
+    second = await add_channel(gateway, account_id=await gateway.account_id())
+    await open_window(gateway, second, CUSTOMER)  # a later message, to the second number
+    path = f"/v1/conversations/{CUSTOMER}/read"
+    anywhere = await gateway.client.post(path, json={}, headers=gateway.auth)
+    assert anywhere.status_code == 202, anywhere.text
+    message = await gateway.message(anywhere.json()["id"])
+    assert message["channel_id"] == second.id
+    named = await gateway.client.post(path, json={"channel": sandbox.id}, headers=gateway.auth)
+    assert named.status_code == 202, named.text
+    assert (await gateway.message(named.json()["id"]))["channel_id"] == sandbox.id

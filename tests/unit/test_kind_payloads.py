@@ -26,6 +26,7 @@ from wagate.domain.kinds import (
 )
 from wagate.domain.models import MessageContent, MessageType
 from wagate.sandbox.graph import GraphError
+from wagate.sandbox.kind_validation import check_read_receipt
 from wagate.sandbox.validation import validate_send
 
 PHONE = "+14155552671"
@@ -366,3 +367,19 @@ def test_the_sandbox_refuses_as_meta_does(case: str, broken: dict[str, Any], cod
     with pytest.raises(GraphError) as caught:
         validate_send({"messaging_product": "whatsapp", "to": PHONE, **broken})
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"typing_indicator": {"type": "audio"}},
+        {"typing_indicator": {"type": "text", "seconds": 5}},
+        {"typing": True},
+    ],
+)
+def test_the_sandbox_refuses_a_malformed_read_receipt(broken: dict[str, Any]) -> None:
+    body = build_message_payload(to=PHONE, content=read_content(True)) | broken
+    with pytest.raises(GraphError) as caught:
+        check_read_receipt(body)
+    assert caught.value.code == 100
+    check_read_receipt(build_message_payload(to=PHONE, content=read_content(True)))

@@ -210,6 +210,16 @@ def check_location_request(inter: dict[str, Any]) -> Checked:
     return text, {"interactive_type": "location_request_message"}
 
 
+def check_read_receipt(body: dict[str, Any]) -> None:
+    """A read receipt's keys, and its typing indicator (`{"type": "text"}`, the only type)."""
+    _keys(body, ("messaging_product", "status", "message_id", "typing_indicator"), "body")
+    if "typing_indicator" in body:
+        indicator = _obj(body, "typing_indicator", "typing_indicator")
+        _keys(indicator, ("type",), "typing_indicator")
+        if indicator.get("type") != "text":
+            raise not_one_of("typing_indicator['type']", ("text",), indicator.get("type"))
+
+
 KIND_CHECKS = {
     **dict.fromkeys(("image", "video", "audio", "document", "sticker"), check_media_message),
     "location": check_location,

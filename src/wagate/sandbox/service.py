@@ -17,6 +17,7 @@ from wagate.sandbox import events, graph
 from wagate.sandbox.config import SandboxConfig
 from wagate.sandbox.customer_kinds import CUSTOMER_KINDS, WITHOUT_CONTACTS, CustomerKindError
 from wagate.sandbox.faults import Faults, FaultSpecError, InjectedDrop, InjectedHttpError
+from wagate.sandbox.kind_validation import check_read_receipt
 from wagate.sandbox.media import SandboxMedia
 from wagate.sandbox.state import Outbound, SandboxState
 from wagate.sandbox.validation import validate_send
@@ -226,6 +227,7 @@ class Sandbox:
     def _mark_read(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("messaging_product") != "whatsapp":
             raise graph.required("messaging_product")
+        check_read_receipt(body)
         wamid = body.get("message_id")
         if not isinstance(wamid, str) or not self.state.mark_read(
             self.config.phone_number_id, wamid

@@ -66,24 +66,32 @@ class AccountTargets:
         return Target(row.wamid, row.channel_id, _names(row), row.phone)
 
     async def latest_inbound(self, channel: str | None, phone: str) -> Target | None:
-        found = await account_store.channel_for_send(
-            self.conn, account_id=self.account_id, wanted=channel
-        )
-        if found is None:
-            return None
-        result = await self.conn.execute(
-            select(inbound_messages.c.wamid)
-            .where(inbound_messages.c.channel_id == found.id, inbound_messages.c.phone == phone)
+        """The customer's latest message to the named number, or (no channel given) to any
+        of the account's numbers."""
+        query = (
+            select(
+                inbound_messages.c.wamid,
+                inbound_messages.c.phone,
+                channels.c.id.label("channel_id"),
+                channels.c.phone_number_id,
+                channels.c.display_phone_number,
+            )
+            .join(channels, channels.c.id == inbound_messages.c.channel_id)
+            .where(channels.c.account_id == self.account_id, inbound_messages.c.phone == phone)
             .order_by(inbound_messages.c.sent_at.desc(), inbound_messages.c.id.desc())
             .limit(1)
         )
-        wamid = result.scalar()
-        if wamid is None:
+        if channel:
+            found = await account_store.channel_for_send(
+                self.conn, account_id=self.account_id, wanted=channel
+            )
+            if found is None:
+                return None
+            query = query.where(channels.c.id == found.id)
+        row = (await self.conn.execute(query)).first()
+        if row is None:
             return None
-        names = [found.id, found.phone_number_id]
-        if found.display_phone_number:
-            names += [found.display_phone_number, "+" + found.display_phone_number]
-        return Target(wamid, found.id, tuple(names), phone)
+        return Target(row.wamid, row.channel_id, _names(row), row.phone)
 
 
 class EngineTargets:

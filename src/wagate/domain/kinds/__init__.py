@@ -11,9 +11,8 @@ stored `MessageContent` (whose `data` holds the kind's own fields). See
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from wagate.domain.kinds.contacts import parse_contacts
 from wagate.domain.kinds.interactive import parse_cta, parse_list, parse_location_request
@@ -97,10 +96,6 @@ SEND_KINDS: dict[str, Kind] = {
 """The kinds sent with `POST /v1<path>` (media is added by api/media.py the same way)."""
 
 
-def parse_kind(kind: Kind, fields: Mapping[str, Any], *, form: bool = False) -> SendRequest:
-    return kind.parse(fields, form=form)
-
-
 __all__ = [
     "SEND_KINDS",
     "Kind",
@@ -108,7 +103,6 @@ __all__ = [
     "TargetLookups",
     "parse_contacts",
     "parse_cta",
-    "parse_kind",
     "parse_list",
     "parse_location",
     "parse_location_request",

@@ -8,11 +8,12 @@ stored with `reply_to` = `message_id`: the outbox turns one of our ids into its 
 reaction is sent, as for a quoted message (a reaction to a message that was never sent fails
 with `reaction_target_not_sent`). `reply_to`, if given, must be that same message.
 
-`POST /v1/conversations/{phone}/read`: marks the customer's latest message (on the default or
-given channel) read; `typing: true` also shows a typing indicator (until the next message or
-25 s). It is queued like any message, so it is durable and paced with the recipient's other
-messages (Meta counts it against the rate); its status stops at `accepted` (Meta answers
-`{"success": true}`, without a wamid, and sends no status webhooks for it).
+`POST /v1/conversations/{phone}/read`: marks the customer's latest message read (to any of the
+account's numbers, or to `channel` when given), on the number it was sent to; `typing: true`
+also shows a typing indicator (until the next message or 25 s). It is queued like any message,
+so it is durable and paced with the recipient's other messages (Meta counts it against the
+rate); its status stops at `accepted` (Meta answers `{"success": true}`, without a wamid, and
+sends no status webhooks for it).
 
 Error codes (HTTP 422 unless said): `missing_field` (message_id or emoji absent),
 `invalid_emoji` (not exactly one emoji), `field_too_long` (message_id over 255),
@@ -59,7 +60,7 @@ class TargetLookups(Protocol):
         """A customer's message to one of the account's numbers."""
 
     async def latest_inbound(self, channel: str | None, phone: str) -> Target | None:
-        """The customer's latest message to the given (else the default) number."""
+        """The customer's latest message to the given number (else to any of the account's)."""
 
 
 def parse_reaction(fields: Mapping[str, Any], *, form: bool = False) -> SendRequest:
