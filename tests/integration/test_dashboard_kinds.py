@@ -201,3 +201,22 @@ async def test_a_wrong_list_is_refused_beside_its_input_and_nothing_is_sent(
 
 def text_of_reactions(html: str) -> str:
     return " | ".join(re.findall(r'data-kind="reaction".{0,1500}', html, re.S))
+
+
+async def test_a_read_receipt_is_said_in_words_and_not_a_bubble(gateway: Harness) -> None:
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    await gateway.reply(CUSTOMER, text="hello")
+    answer = await gateway.client.post(
+        f"/v1/conversations/{CUSTOMER}/read", json={"typing": True}, headers=gateway.auth
+    )
+    assert answer.status_code == 202, answer.text
+    receipt = answer.json()["id"]
+    async with client_for(gateway.app) as browser:
+        await sign_in(browser, ME)
+        own = Page((await browser.get(f"/messages/{receipt}")).text)
+        assert "Read receipt" in own.text
+        assert "blue ticks on their phone) and shows them that you are typing" in own.text
+        thread = Page((await browser.get(f"/conversations/{DIGITS}")).text)
+        assert "Read receipt" not in thread.text
+        kinds = [a["data-kind"] for t, a in thread.elements if "data-kind" in a and t == "div"]
+        assert kinds == ["text"]  # only the customer's hello

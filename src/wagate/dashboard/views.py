@@ -91,6 +91,21 @@ def from_api_message(view: dict[str, Any], *, mine: bool = True) -> Bubble:
     )
 
 
+def receipt_bubble(view: Mapping[str, Any]) -> Bubble:
+    """A read receipt (`POST /v1/conversations/{phone}/read`): not a message anyone reads, so
+    it is said in words, with the customer's message it marks."""
+    content = view.get("content")
+    data: Mapping[str, Any] = content if isinstance(content, dict) else {}
+    typing = " and shows them that you are typing" if data.get("typing") else ""
+    marked = data.get("message_id")
+    return Bubble(
+        body=f"Marks the customer's message read (blue ticks on their phone){typing}."
+        + (f" Message: {marked}" if marked else ""),
+        note="Read receipt",
+        **outbound_fields(view),
+    )
+
+
 def content_bubble(content: kinds.Content, **common: Any) -> Bubble:
     """A bubble for one kind read by `dashboard.kinds` (`common`: mine, at, status, wamid,
     link)."""
