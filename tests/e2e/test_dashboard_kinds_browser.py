@@ -325,6 +325,10 @@ def test_a_list_row_is_tapped_on_the_sandbox_phone(
     menu.get_by_role("button", name=re.compile("^Ground")).click()
     expect(thread.locator(".bubble-wrap.mine").last).to_contain_text("Ground")
     expect(thread.locator(".bubble-wrap.mine").last).to_contain_text("Chose from the list")
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the sandbox phone is {overflow}px wider than the screen"
     shot(page, "sandbox-phone-kinds")
     shown = thread.locator(".wa-photo img").first
     shown.scroll_into_view_if_needed()

@@ -152,3 +152,30 @@ async def test_a_customers_photo_and_document_are_shown_from_our_copy(gateway: H
         document = await browser.get(chip["href"])
         assert document.content == samples.pdf()
         assert document.headers["content-disposition"].startswith("attachment")
+
+
+async def test_a_player_can_ask_for_part_of_a_file(gateway: Harness) -> None:
+    """Video and audio players seek with byte ranges (`Range: bytes=…`)."""
+    clip = samples.mp4(5000)
+    stored = await upload(gateway, clip, "clip.mp4")
+    await add_user(gateway.engine, account="sandbox", email=ME)
+    async with client_for(gateway.app) as browser:
+        await sign_in(browser, ME)
+        url = f"/media/{stored['id']}"
+        whole = await browser.get(url)
+        assert whole.headers["accept-ranges"] == "bytes" and whole.content == clip
+        for asked, first, last in [
+            ("bytes=0-99", 0, 99),
+            ("bytes=4000-", 4000, 4999),
+            ("bytes=-10", 4990, 4999),
+            ("bytes=4990-99999", 4990, 4999),
+        ]:
+            part = await browser.get(url, headers={"Range": asked})
+            assert part.status_code == 206, asked
+            assert part.content == clip[first : last + 1], asked
+            assert part.headers["content-range"] == f"bytes {first}-{last}/5000"
+        outside = await browser.get(url, headers={"Range": "bytes=5000-"})
+        assert outside.status_code == 416
+        assert outside.headers["content-range"] == "bytes */5000"
+        several = await browser.get(url, headers={"Range": "bytes=0-1,5-6"})
+        assert several.status_code == 200 and several.content == clip

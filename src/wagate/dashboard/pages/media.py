@@ -10,6 +10,9 @@ forbids scripts even when opened on its own.
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -66,10 +69,67 @@ async def media_file(media_id: str, request: Request, user: SignedIn) -> Respons
     headers["Content-Disposition"] = _disposition(
         "inline" if inline else "attachment", opened.record.filename
     )
-    if opened.size is not None:
-        headers["Content-Length"] = str(opened.size)
+    media_type = mime if inline else "application/octet-stream"
+    size = opened.size
+    headers["Accept-Ranges"] = "bytes"
+    wanted = _byte_range(request.headers.get("range"), size)
+    if wanted is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(opened.chunks, media_type=media_type, headers=headers)
+    if wanted is False:
+        await _close(opened.chunks)
+        headers["Content-Range"] = f"bytes */{size}"
+        return Response(status_code=416, headers=headers)
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
     return StreamingResponse(
-        opened.chunks,
-        media_type=mime if inline else "application/octet-stream",
-        headers=headers,
+        _slice(opened.chunks, start, end), status_code=206, media_type=media_type, headers=headers
     )
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | Literal[False] | None:
+    """The one byte range a player asks for (`Range: bytes=START-END`, END or START may be
+    left out), as (first, last); None to send the whole file (no range, or several), False
+    when it lies outside the file."""
+    if not header:
+        return None
+    found = _RANGE.fullmatch(header.strip())
+    if found is None or found.group(1) == found.group(2) == "":
+        return None
+    first, last = found.group(1), found.group(2)
+    if first == "":  # the last N bytes
+        count = int(last)
+        if count == 0:
+            return False
+        return max(0, size - count), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return False
+    return start, end
+
+
+async def _slice(chunks: AsyncIterator[bytes], start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes `start` to `end` (inclusive) of the file's chunks."""
+    offset = 0
+    try:
+        async for chunk in chunks:
+            following = offset + len(chunk)
+            if following > start and offset <= end:
+                yield chunk[max(0, start - offset) : end - offset + 1]
+            offset = following
+            if offset > end:
+                break
+    finally:
+        await _close(chunks)
+
+
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    """Let the store close the file (an async generator's `aclose`)."""
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
