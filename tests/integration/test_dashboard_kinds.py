@@ -163,6 +163,12 @@ async def test_every_kind_composed_received_and_drawn(gateway: Harness) -> None:
         assert "👍" in text and "❤️" in text
         # Nothing on the page is fetched from another site.
         assert all(src.startswith(("/media/", "/static/")) for src in drawn.loads())
+        # The message log names each kind beside its text.
+        log = Page((await browser.get("/messages")).text).text
+        for shown in ("List How fast do you want it?", "Link button Your receipt",
+                      "Location Buckingham Palace", "Asks for location Where to?",
+                      "Contact card Lucía Gómez", "Reaction 👍"):  # fmt: skip
+            assert shown in log, (shown, log)
 
 
 async def test_a_wrong_list_is_refused_beside_its_input_and_nothing_is_sent(
