@@ -389,3 +389,27 @@ def test_a_file_still_downloading_or_failed_or_gone_says_so() -> None:
         assert says in page.text
     chip = draw([views.from_inbound_content({"wamid": "w"}, INBOUND["document"], {})])
     assert not chip.all("a", class_="wa-doc") and "invoice-4521.pdf" in chip.text
+
+
+def test_a_reply_shows_the_message_it_quotes() -> None:
+    photo = outbound("image", wamid=OUR_WAMID)
+    question = views.from_inbound_content(
+        {"wamid": THEIR_WAMID},
+        {"type": "text", "text": {"body": "Does it come in *blue*?"},
+         "context": {"from": "15550783881", "id": OUR_WAMID}},
+    )  # fmt: skip
+    answer = outbound("text", wamid="wamid.answer", reply_to=THEIR_WAMID)
+    lost = outbound("text", wamid="wamid.lost", reply_to="msg_older")
+    tapped = inbound("list_reply", wamid="wamid.tap")  # its context is the list: no quote
+    thread = views.with_quotes([photo, question, answer, lost, tapped])
+    assert [b.quote for b in thread] == [
+        None,
+        "Photo: Your _new_ sofa",
+        "Does it come in *blue*?",
+        "a message not shown here",
+        None,
+    ]
+    page = draw(thread)
+    quotes = [a for t, a in page.elements if t == "div" and a.get("class") == "wa-quote"]
+    assert len(quotes) == 3
+    assert "Replying to: Photo: Your new sofa" in page.text

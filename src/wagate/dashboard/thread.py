@@ -157,7 +157,7 @@ async def bubbles(
             bubble = outbound_bubble(item, stored, media, payload=payloads.get(n))
         if bubble is not None:
             drawn.append(bubble)
-    return views.with_reactions(drawn)
+    return views.with_quotes(views.with_reactions(drawn))
 
 
 async def _phone_rows(
@@ -236,4 +236,4 @@ async def phone_bubbles(
             )
         if bubble is not None:
             drawn.append(dataclasses.replace(bubble, message_id=message_id, link=None))
-    return views.with_reactions(drawn)
+    return views.with_quotes(views.with_reactions(drawn))

@@ -38,6 +38,10 @@ class Bubble:
     content: kinds.Content | None = None
     header_media: kinds.Media | None = None
     reactions: tuple[kinds.Reacted, ...] = ()
+    # A reply quotes the message it answers (`quotes`: its wamid or our msg_ id); `quote` is
+    # what the bubble shows of it, filled in by `with_quotes`.
+    quotes: str | None = None
+    quote: str | None = None
 
     @property
     def key(self) -> str:
@@ -57,9 +61,12 @@ def template_note(template: dict[str, Any] | None) -> str:
 
 
 def outbound_fields(view: Mapping[str, Any], *, mine: bool = True) -> dict[str, Any]:
-    """What every bubble of ours takes from the stored message: side, time, ticks, ids."""
+    """What every bubble of ours takes from the stored message: side, time, ticks, ids, and
+    the message it replies to (a reaction's target is not a quote)."""
     message_id = view.get("id")
+    replied = view.get("reply_to") if view.get("type") != "reaction" else None
     return {
+        "quotes": replied if isinstance(replied, str) and replied else None,
         "mine": mine,
         "at": view.get("created_at") or view.get("at"),
         "status": view.get("status"),
@@ -154,11 +161,17 @@ def from_inbound_content(
 ) -> Bubble:
     """A customer's message of any kind, from `inbound_messages.content` (Meta's inbound
     message object); `item` gives its time and wamid."""
+    shown = kinds.inbound_content(content, media)
+    context = content.get("context")
+    quoted = context.get("id") if isinstance(context, dict) else None
+    if isinstance(shown, kinds.Tapped | kinds.Reaction):
+        quoted = None  # a tap answers its message by itself; a reaction sits on it
     return content_bubble(
-        kinds.inbound_content(content, media),
+        shown,
         mine=mine,
         at=item.get("at") or item.get("timestamp"),
         wamid=item.get("wamid"),
+        quotes=quoted if isinstance(quoted, str) and quoted else None,
     )
 
 
@@ -193,6 +206,41 @@ def with_reactions(bubbles: Iterable[Bubble]) -> list[Bubble]:
         if on:
             shown = tuple(kinds.Reacted(e, mine) for mine, e in sorted(on.items()) if e)
             b = dataclasses.replace(b, reactions=shown)
+        out.append(b)
+    return out
+
+
+def _preview(b: Bubble) -> str:
+    """A quoted message in a few words, as WhatsApp shows it above a reply."""
+    c = b.content
+    if isinstance(c, kinds.Media):
+        words = c.caption or c.filename or ""
+        return f"{c.label}: {words}" if words else c.label
+    if isinstance(c, kinds.Location):
+        return "Location: " + (c.name or c.address or c.coordinates)
+    if isinstance(c, kinds.Contacts):
+        return "Contact: " + ", ".join(card.name for card in c.contacts)
+    if isinstance(c, kinds.Order):
+        return f"Order of {len(c.items)} item" + ("" if len(c.items) == 1 else "s")
+    text = b.body or b.header or b.note or "a message"
+    return text if len(text) <= 90 else text[:89] + "…"
+
+
+def with_quotes(bubbles: Iterable[Bubble]) -> list[Bubble]:
+    """Each reply with the message it quotes shown above it (in a few words), or said to be
+    older than the thread when it is not in it."""
+    listed = list(bubbles)
+    names: dict[str, Bubble] = {}
+    for b in listed:
+        for name in (b.message_id, b.wamid):
+            if name:
+                names[name] = b
+    out = []
+    for b in listed:
+        if b.quotes:
+            target = names.get(b.quotes)
+            quote = _preview(target) if target is not None else "a message not shown here"
+            b = dataclasses.replace(b, quote=quote)
         out.append(b)
     return out
 
