@@ -121,3 +121,30 @@ async def test_the_inbound_callback_carries_the_media_id(gateway: Harness) -> No
     assert event["data"]["media"]["id"] == shown["id"]
     assert event["data"]["media"]["status"] == "pending"
     assert event["data"]["media"]["caption"] == "look"
+
+
+async def test_a_failed_download_is_retried_later_and_then_kept(gateway: Harness) -> None:
+    downloads = gateway.app.state.dispatcher.downloads
+    await downloads.stop()
+    photo = samples.jpeg(5000)
+    sent = await customer_sends(gateway, "image", photo)
+    mounted = next(r for r in gateway.app.routes if getattr(r, "path", "") == "/sandbox")
+    kept = mounted.app.state.sandbox.media.files[sent["media_id"]]  # type: ignore[attr-defined]
+    kept.path.rename(kept.path.with_suffix(".away"))  # the download answers 500 for now
+    await downloads.run_once()
+    shown = await inbound_media(gateway)
+    assert shown["status"] == "pending"
+    async with gateway.engine.connect() as conn:
+        row = (await conn.execute(select(media).where(media.c.id == shown["id"]))).one()
+    assert row.attempts == 1 and row.error_code == "media_download_failed"
+    assert row.available_at > gateway.clock.now()  # backed off, not tried again at once
+    assert await downloads.run_once() == 0
+
+    kept.path.with_suffix(".away").rename(kept.path)
+    async with write_tx(gateway.engine) as conn:
+        await conn.execute(
+            update(media).where(media.c.id == shown["id"]).values(available_at=gateway.clock.now())
+        )
+    await downloads.drain()
+    got = await gateway.client.get(f"/v1/media/{shown['id']}", headers=gateway.auth)
+    assert got.status_code == 200 and got.content == photo

@@ -231,3 +231,17 @@ async def test_a_media_url_is_fetched_checked_and_sent_by_media_id(
         assert sent.status_code == 202, sent.text
         failed = await gateway.wait_status(sent.json()["id"], "failed", timeout=20)
         assert failed["error"]["code"] == code, (path, failed["error"])
+
+
+async def test_another_accounts_file_cannot_be_sent(gateway: Harness) -> None:
+    from tests.support.tenants import add_tenant
+
+    media_id = await uploaded(gateway, samples.jpeg(), "a.jpg")
+    other = await add_tenant(gateway, "other-shop")
+    response = await gateway.client.post(
+        "/v1/messages/media",
+        json={"phone": PHONE, "media_type": "image", "media_id": media_id},
+        headers=other.auth,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "media_not_found"

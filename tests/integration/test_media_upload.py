@@ -8,6 +8,7 @@ import hashlib
 import os
 import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,9 @@ from sqlalchemy import func, select
 from tests.support import media_samples as samples
 from tests.support.harness import Harness
 from tests.support.tenants import add_tenant
+from wagate.config import Settings
+from wagate.store.db import make_async_engine
+from wagate.store.media_files import media_files_for
 from wagate.store.tables import media, media_chunks
 
 
@@ -141,3 +145,22 @@ async def test_an_upload_that_is_not_multipart_is_a_clear_400(gateway: Harness) 
     )
     assert response.status_code == 400
     assert "multipart/form-data" in response.json()["error"]["message"]
+
+
+async def test_a_file_kept_in_postgresql_is_read_from_another_machine(
+    gateway: Harness, tmp_path: Path
+) -> None:
+    """On PostgreSQL the bytes are in the database: another process with its own data folder
+    (an API and a worker on two machines) reads the same file."""
+    if gateway.engine.dialect.name != "postgresql":
+        pytest.skip("the data folder is one machine's")
+    content = samples.pdf(size=3_000_000)
+    answer = await upload(gateway, content, "big.pdf")
+    other_engine = make_async_engine(gateway.settings.resolved_database_url)
+    try:
+        elsewhere = media_files_for(Settings(data_dir=tmp_path / "other"), other_engine)
+        got = b"".join([c async for c in elsewhere.open(await gateway.account_id(), answer["id"])])
+    finally:
+        await other_engine.dispose()
+    assert got == content
+    assert not (tmp_path / "other").exists()

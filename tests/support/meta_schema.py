@@ -89,6 +89,9 @@ QUIRKS: dict[str, str] = {
     "Location request messages) describes: both are added, with their actions "
     '({"name": "cta_url", "parameters": {"display_text" <= 20, "url"}} and '
     '{"name": "send_location"}).',
+    "list-body": "BodyObject.text is capped at 1024 for every interactive type, but Meta's "
+    "documentation of list messages allows a 4096-character body: 4096 for lists, 1024 for the "
+    "others.",
     "bsuid": "Business-scoped user ids: an inbound message may carry `from_user_id` instead of "
     "`from`, and a status `recipient_user_id` instead of `recipient_id`.",
 }
@@ -329,6 +332,13 @@ def _relax(schemas: dict[str, Any]) -> None:
         index = _properties(schemas[name])["index"]
         index["pattern"] = "^[0-9]$"
 
+    schemas["BodyObject"]["properties"]["text"]["maxLength"] = 4096
+    schemas["InteractiveObject"].setdefault("allOf", []).append(
+        {
+            "if": {"properties": {"type": {"not": {"const": "list"}}}},
+            "then": {"properties": {"body": {"properties": {"text": {"maxLength": 1024}}}}},
+        }
+    )
     interactive = schemas["InteractiveObject"]["properties"]["type"]
     interactive["enum"] = [*interactive["enum"], "cta_url", "location_request_message"]
     schemas["ActionObject"]["oneOf"] += [

@@ -283,6 +283,27 @@ def test_the_schema_repairs_still_refuse_broken_bodies(broken: dict[str, Any]) -
         validate_message(body)
 
 
+@requires_meta_spec
+def test_a_list_body_may_be_longer_than_other_interactive_bodies() -> None:
+    fields = {"phone": PHONE, "button": "Open", "sections": [{"rows": [{"id": "a", "title": "A"}]}]}
+    longest = build_message_payload(
+        to=PHONE, content=parse_list({**fields, "message": "x" * 4096}).content
+    )
+    validate_message(longest)
+    validate_send(longest)
+    cta = build_message_payload(
+        to=PHONE,
+        content=parse_cta(
+            {"phone": PHONE, "message": "x", "button": "b", "url": "https://example.com"}
+        ).content,
+    )
+    cta["interactive"]["body"]["text"] = "x" * 1025
+    with pytest.raises(jsonschema.ValidationError):
+        validate_message(cta)
+    with pytest.raises(GraphError):
+        validate_send(cta)
+
+
 SANDBOX_REFUSALS: list[tuple[str, dict[str, Any], int]] = [
     (
         "latitude out of range",

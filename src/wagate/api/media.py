@@ -11,6 +11,7 @@ SHA-256; then the type is sniffed from the first bytes and checked against Meta'
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +38,7 @@ from wagate.domain.errors import (
     FieldError,
     MediaNotFound,
     MissingToken,
+    ServiceUnavailable,
     UploadTooLarge,
     ValidationFailed,
 )
@@ -48,6 +50,7 @@ from wagate.store.db import write_tx
 from wagate.store.kind_targets import AccountTargets
 from wagate.store.media_files import MediaFileMissing, TooLarge
 
+log = logging.getLogger("wagate.api")
 router = APIRouter(prefix="/v1", tags=["media"])
 
 PENDING_WAIT = 15.0
@@ -137,6 +140,11 @@ async def keep_upload(
             limit=rules.MAX_UPLOAD,
             refine=_kind_limit,
         )
+    except OSError as exc:  # the data folder is full or not writable
+        log.error("media store cannot take an upload: %s", type(exc).__name__)
+        raise ServiceUnavailable(
+            "The media store cannot take the file right now; nothing was kept. Retry later."
+        ) from None
     except TooLarge as exc:
         if exc.limit >= rules.MAX_UPLOAD:
             raise UploadTooLarge() from None

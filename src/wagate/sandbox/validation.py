@@ -33,6 +33,7 @@ from wagate.sandbox.templates import check_template
 
 TEXT_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
+LIST_BODY_MAX = 4096
 HEADER_MAX = 60
 FOOTER_MAX = 60
 BUTTON_TITLE_MAX = 20
@@ -211,7 +212,8 @@ def _interactive(body: dict[str, Any], common: dict[str, Any]) -> OutboundConten
     _keys(body_obj, ("text",), "interactive['body']")
     text = _str(body_obj, "text", "interactive['body']['text']")
     assert text is not None
-    _length(text, "Body text", INTERACTIVE_BODY_MAX)
+    # Meta allows a list message a longer body than the other interactive types.
+    _length(text, "Body text", LIST_BODY_MAX if kind == "list" else INTERACTIVE_BODY_MAX)
     header = _header(inter)
     footer = None
     if "footer" in inter:
