@@ -228,17 +228,22 @@ async def test_reaction_refusals(
 
 
 async def test_another_accounts_message_cannot_be_reacted_to(gateway: Harness) -> None:
-    await gateway.reply(CUSTOMER, text="hello")
+    inbound = await gateway.reply(CUSTOMER, text="hello")
     ours = await gateway.send(phone=CUSTOMER, message="hi")
     other = await add_tenant(gateway, "other")
     await open_window(gateway, other.channel, CUSTOMER)
-    response = await gateway.client.post(
-        "/v1/messages/reaction",
-        json={"phone": CUSTOMER, "message_id": ours.json()["id"], "emoji": "👍"},
-        headers=other.auth,
-    )
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "message_not_found"
+    for message_id in (ours.json()["id"], inbound["wamid"]):
+        response = await gateway.client.post(
+            "/v1/messages/reaction",
+            json={"phone": CUSTOMER, "message_id": message_id, "emoji": "👍"},
+            headers=other.auth,
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["code"] == "message_not_found"
+        assert (
+            message_id not in response.json()["error"]["message"]
+            or "no message" in (response.json()["error"]["message"])
+        )
 
 
 async def test_mark_read_with_typing_goes_through_the_outbox(gateway: Harness) -> None:
@@ -482,3 +487,34 @@ async def test_mark_read_finds_the_latest_message_on_any_of_the_accounts_numbers
     named = await gateway.client.post(path, json={"channel": sandbox.id}, headers=gateway.auth)
     assert named.status_code == 202, named.text
     assert (await gateway.message(named.json()["id"]))["channel_id"] == sandbox.id
+
+
+async def test_inbound_callbacks_name_each_kind_as_the_conversation_does(
+    gateway: Harness,
+) -> None:
+    from tests.integration.test_callbacks import eventually, listening
+
+    async with listening(gateway) as receiver:
+        await gateway.reply(CUSTOMER, text="hi")
+        listed = await post(gateway, "/v1/messages/list", phone=CUSTOMER, **BODIES["list"])
+        await gateway.wait_status(listed.json()["id"], "accepted")
+        await gateway.reply(CUSTOMER, button_id="s")
+        await gateway.reply(CUSTOMER, location={"latitude": 1.5, "longitude": 2.5, "name": "Gate"})
+        await gateway.reply(CUSTOMER, reaction={"emoji": "🎉"})
+        await gateway.reply(CUSTOMER, unsupported=True)
+        await eventually(lambda: len(receiver.events("message.inbound")) == 5)
+        events = [e["data"] for e in receiver.events("message.inbound")]
+    conversation = (
+        await gateway.client.get(f"/v1/conversations/{CUSTOMER}", headers=gateway.auth)
+    ).json()
+    shown = {m["wamid"]: m.get("kind") for m in conversation["messages"]}
+    assert [e["kind"] for e in events] == [
+        "text", "list_reply", "location", "reaction", "unsupported",
+    ]  # fmt: skip
+    for event in events:
+        assert shown[event["wamid"]] == event["kind"]
+    pick, place, reaction = events[1], events[2], events[3]
+    listed_id = listed.json()["id"]
+    assert (pick["button_id"], pick["text"], pick["reply_to"]) == ("s", "Small", listed_id)
+    assert place["content"]["location"]["latitude"] == 1.5 and place["text"] == "Gate"
+    assert (reaction["text"], reaction["reacts_to"]) == ("🎉", listed_id)

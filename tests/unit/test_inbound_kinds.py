@@ -13,6 +13,7 @@ from tests.support.meta_schema import requires_meta_spec, validate_webhook
 from wagate.cloud.webhooks import parse_webhook
 from wagate.domain.callbacks import inbound_event
 from wagate.domain.inbound_kinds import INBOUND_KINDS, inbound_content, inbound_kind
+from wagate.store.messages import attach_reactions
 
 WAMID = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
 OURS = "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0RTJEOTc2ODVERUY5RDlGNkYA"
@@ -168,3 +169,31 @@ def test_the_callback_names_the_kind_as_the_conversation_does(kind: str) -> None
     assert event["data"]["kind"] == kind
     assert event["data"]["content"] == parsed.content
     assert event["data"]["reacts_to"] == ("msg_1" if kind == "reaction" else None)
+
+
+def test_reactions_sit_on_the_message_they_are_on() -> None:
+    ours = {"direction": "outbound", "id": "msg_1", "wamid": OURS, "type": "text"}
+    theirs = {"direction": "inbound", "wamid": WAMID, "kind": "text"}
+    thread = [  # newest first
+        {"direction": "inbound", "wamid": "w3", "kind": "reaction", "text": "",
+         "context_wamid": OURS},
+        {"direction": "outbound", "id": "msg_3", "type": "reaction",
+         "content": {"message_id": WAMID, "emoji": "👍"}},
+        {"direction": "inbound", "wamid": "w2", "kind": "reaction", "text": "🎉",
+         "context_wamid": OURS},
+        theirs,
+        ours,
+    ]  # fmt: skip
+    attach_reactions(thread)
+    assert ours["reactions"] == {"customer": None, "business": None}  # 🎉, then removed
+    assert theirs["reactions"] == {"customer": None, "business": "👍"}
+    assert [m.get("reacts_to") for m in thread[:3]] == ["msg_1", WAMID, "msg_1"]
+
+
+def test_a_reaction_names_our_message_even_off_the_page() -> None:
+    thread = [{"direction": "inbound", "wamid": "w", "kind": "reaction", "text": "👍",
+               "context_wamid": OURS}]  # fmt: skip
+    attach_reactions(thread, {OURS: "msg_1"})
+    assert thread[0]["reacts_to"] == "msg_1"
+    attach_reactions(thread)
+    assert thread[0]["reacts_to"] == OURS

@@ -199,7 +199,19 @@ async def conversation(
             view["media"] = kept.view()
         thread.append(view)
     thread.sort(key=lambda m: m["at"] or "", reverse=True)
-    attach_reactions(thread)
+    # A customer's reaction names our message by its wamid: our id for it, even off the page.
+    aimed = {
+        m["context_wamid"] for m in thread if m.get("kind") == "reaction" and m.get("context_wamid")
+    }
+    ours: dict[str, str] = {}
+    if aimed:
+        found = await conn.execute(
+            select(messages.c.wamid, messages.c.id).where(
+                messages.c.account_id == account_id, messages.c.wamid.in_(aimed)
+            )
+        )
+        ours = {r.wamid: r.id for r in found}
+    attach_reactions(thread, ours)
     expires = window_expires_at(last_inbound)
     return {
         "phone": phone,
@@ -211,19 +223,20 @@ async def conversation(
     }
 
 
-def attach_reactions(thread: list[dict[str, Any]]) -> None:
+def attach_reactions(thread: list[dict[str, Any]], ours: dict[str, str] | None = None) -> None:
     """Show each reaction on the message it is on: a reaction names its target in
     `reacts_to` (our msg_… id, or the customer's wamid), and the target gets `reactions`, the
     latest emoji of each side (`{"customer": "👍", "business": null}`; an emoji of "" is a
-    removed reaction). `thread` is newest first; targets outside it are left alone."""
+    removed reaction). `thread` is newest first; targets outside it are left alone. `ours`
+    maps our messages' wamids to their ids (for `reacts_to`)."""
     by_wamid = {m["wamid"]: m for m in thread if m.get("wamid")}
     by_id = {m["id"]: m for m in thread if m.get("id")}
     for item in reversed(thread):  # oldest first: the latest reaction of a side wins
         if item["direction"] == "inbound" and item.get("kind") == "reaction":
             target = by_wamid.get(item.get("context_wamid"))
-            item["reacts_to"] = (
-                target.get("id") or target.get("wamid") if target else item.get("context_wamid")
-            )
+            aimed_at = item.get("context_wamid")
+            on_page = target.get("id") if target else None
+            item["reacts_to"] = on_page or (ours or {}).get(aimed_at) or aimed_at
             side, emoji = "customer", item.get("text") or ""
         elif item["direction"] == "outbound" and item.get("type") == MessageType.REACTION.value:
             data = item.get("content") or {}
