@@ -116,12 +116,29 @@ async def upload_media(request: Request, services: ServicesDep) -> JSONResponse:
             "before the caller is known."
         )
     account_id = await authenticate(services, token)
-    upload = MultipartUpload(request)
+    body = await keep_upload(services, account_id, MultipartUpload(request))
+    return JSONResponse(body, status_code=201)
+
+
+async def keep_upload(
+    services: Services,
+    account_id: str,
+    upload: MultipartUpload,
+    chunks: AsyncIterator[bytes] | None = None,
+) -> dict[str, Any]:
+    """Stream an upload's file into the media store (as `chunks` yields it, by default
+    `upload.file_chunks()`), sniff it, check it against Meta's limits and record it: the
+    answer of `POST /v1/media`. A file WhatsApp would refuse is deleted and refused
+    (`ValidationFailed`). The dashboard's compose box uploads through this too."""
     media_id = new_id("med")
     files = services.media_files
     try:
         stored = await files.put(
-            account_id, media_id, upload.file_chunks(), limit=rules.MAX_UPLOAD, refine=_kind_limit
+            account_id,
+            media_id,
+            chunks or upload.file_chunks(),
+            limit=rules.MAX_UPLOAD,
+            refine=_kind_limit,
         )
     except OSError as exc:  # the data folder is full or not writable
         log.error("media store cannot take an upload: %s", type(exc).__name__)
@@ -190,7 +207,7 @@ async def upload_media(request: Request, services: ServicesDep) -> JSONResponse:
     }
     if filename:
         body["filename"] = filename
-    return JSONResponse(body, status_code=201)
+    return body
 
 
 def _kind_limit(head: bytes) -> int:

@@ -14,6 +14,7 @@ from wagate.dashboard.pages import (
     callbacks,
     channels,
     conversations,
+    media,
     messages,
     sandbox_phone,
     settings,
@@ -32,7 +33,7 @@ def install_dashboard(app: FastAPI, services: Services, *, sandbox: Any = None) 
     app.state.dashboard = Dashboard(
         services, sandbox=getattr(getattr(sandbox, "state", None), "sandbox", None)
     )
-    pages = (sign_in, messages, conversations, templates, callbacks, channels, settings)
+    pages = (sign_in, messages, conversations, templates, callbacks, channels, settings, media)
     for page in (*pages, sandbox_phone):
         app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")

@@ -3,30 +3,43 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from wagate.api.media import keep_upload
+from wagate.api.upload import MultipartUpload
 from wagate.dashboard import queries, sending, template_form, views
+from wagate.dashboard import thread as drawn_thread
+from wagate.dashboard.compose_kinds import COMPOSE_KINDS, input_for
 from wagate.dashboard.rules import buttons_from_lines, lenient_phone, phone_digits
 from wagate.dashboard.web import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    CsrfRefused,
     PageNotFound,
     Posted,
     PostedForm,
     SignedIn,
+    csrf_matches,
     dashboard_of,
     render,
     see_other,
 )
 from wagate.domain.errors import ValidationFailed, WagateError
+from wagate.domain.kinds import SEND_KINDS
+from wagate.domain.kinds.media import parse_media
 from wagate.domain.messages import parse_send_request
 from wagate.domain.templates import APPROVED, build_template_send, template_from_meta
 from wagate.store import accounts as account_store
+from wagate.store import media as media_store
 from wagate.store import messages as message_store
 from wagate.store import templates as template_store
 from wagate.store.accounts import Channel
+from wagate.store.kind_targets import AccountTargets
 from wagate.store.users import SignedInUser
 
 router = APIRouter(include_in_schema=False)
@@ -97,7 +110,12 @@ async def _conversation(
             approved = await template_store.list_templates(
                 conn, account_id=user.account_id, channel_id=channel.id, status=APPROVED
             )
-    thread = [views.from_thread(item) for item in reversed(conversation["messages"])]
+    thread = await drawn_thread.bubbles(
+        services,
+        account_id=user.account_id,
+        phone=phone,
+        items=list(reversed(conversation["messages"])),
+    )
     expires = conversation["window_expires_at"]
     window_left = datetime.fromisoformat(expires.replace("Z", "+00:00")) - now if expires else None
     return {
@@ -262,3 +280,114 @@ async def send_template(digits: str, request: Request, posted: PostedForm) -> Re
     return see_other(
         f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
     )
+
+
+@router.post("/conversations/{digits}/send-kind")
+async def send_kind(digits: str, request: Request, posted: PostedForm) -> Response:
+    """A list, link button, location, location request, contact card or reaction from the
+    compose box: its inputs become the fields of its endpoint, checked by the same parser and
+    accepted by the same path as `POST /v1/messages/<kind>`."""
+    context = await _conversation(request, posted.user, digits, posted.text("channel"))
+    channel: Channel = context["channel"]
+    kind = COMPOSE_KINDS.get(posted.text("kind"))
+    if kind is None:
+        return _page(request, context, status=422, errors={"kind": "Pick what to send."})
+    draft = {name: posted.text(name) for name in kind.inputs} | {"kind": kind.name}
+    fields = kind.fields(draft) | {
+        "phone": context["phone"],
+        "channel": channel.id,
+        "idempotency_key": posted.text("idempotency_key"),
+    }
+    declared = SEND_KINDS[kind.name]
+    services = dashboard_of(request).services
+    try:
+        send_request = declared.parse(fields, form=True)
+        if declared.resolve is not None:
+            async with services.engine.connect() as conn:
+                targets = AccountTargets(conn, posted.user.account_id)
+                send_request = await declared.resolve(send_request, targets)
+    except ValidationFailed as exc:
+        errors: dict[str, str] = {}
+        for problem in exc.errors:
+            errors.setdefault(input_for(kind, problem), problem.message)
+        return _page(request, context, status=422, errors=errors, draft=draft)
+    outcome = await sending.queue_message(
+        services, account_id=posted.user.account_id, channel=channel, request=send_request
+    )
+    if isinstance(outcome, WagateError):
+        first = kind.inputs[0]
+        return _page(request, context, status=409, errors={first: outcome.message}, draft=draft)
+    return see_other(
+        f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
+    )
+
+
+@router.post("/conversations/{digits}/send-media")
+async def send_media(digits: str, request: Request, user: SignedIn) -> Response:
+    """A photo, video, audio, document or sticker from the compose box: the file streams into
+    the media store exactly as `POST /v1/media` takes it (sniffed, checked against Meta's
+    limits), then goes out as `POST /v1/messages/media` sends it, by its `med_…` id.
+
+    The form is multipart, so its CSRF token is read from the fields that come before the
+    file (and checked again once the body is read): nothing is stored without it."""
+    context = await _conversation(request, user, digits, request.query_params.get("channel"))
+    services = dashboard_of(request).services
+    upload = MultipartUpload(request)
+
+    async def checked() -> AsyncIterator[bytes]:
+        first = True
+        async for chunk in upload.file_chunks():
+            if first and not _csrf_ok(request, user, upload.fields):
+                raise CsrfRefused()
+            first = False
+            yield chunk
+
+    draft = {"upload": ""}
+    try:
+        kept = await keep_upload(services, user.account_id, upload, checked())
+    except ValidationFailed as exc:
+        if not _csrf_ok(request, user, upload.fields):
+            raise CsrfRefused() from None
+        errors = {"file": exc.errors[0].message if exc.errors else exc.message}
+        return _page(request, context, status=422, errors=errors, draft=draft)
+    if not _csrf_ok(request, user, upload.fields):
+        await services.media_files.delete(user.account_id, [kept["id"]])
+        raise CsrfRefused()
+    fields = upload.fields
+    channel: Channel = context["channel"]
+    wanted: dict[str, Any] = {
+        "phone": context["phone"],
+        "channel": channel.id,
+        "media_type": kept["media_type"],
+        "media_id": kept["id"],
+        "idempotency_key": fields.get("idempotency_key", ""),
+    }
+    if fields.get("caption", "").strip() and kept["media_type"] in ("image", "video", "document"):
+        wanted["caption"] = fields["caption"]
+    if kept["media_type"] == "document" and kept.get("filename"):
+        wanted["filename"] = kept["filename"]
+    draft = {"upload": "", "caption": fields.get("caption", "")}
+    try:
+        send_request = parse_media(wanted, form=True)
+        async with services.engine.connect() as conn:
+            send_request = await media_store.check_media_send(
+                send_request, conn=conn, account_id=user.account_id, policy=services.egress
+            )
+    except ValidationFailed as exc:
+        errors = {}
+        for problem in exc.errors:
+            errors.setdefault("caption" if problem.field == "caption" else "file", problem.message)
+        return _page(request, context, status=422, errors=errors, draft=draft)
+    outcome = await sending.queue_message(
+        services, account_id=user.account_id, channel=channel, request=send_request
+    )
+    if isinstance(outcome, WagateError):
+        return _page(request, context, status=409, errors={"file": outcome.message}, draft=draft)
+    return see_other(
+        f"/conversations/{context['digits']}?channel={channel.id}&sent={outcome['id']}#compose"
+    )
+
+
+def _csrf_ok(request: Request, user: SignedInUser, fields: dict[str, str]) -> bool:
+    sent = fields.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    return csrf_matches(user.csrf_token, sent)

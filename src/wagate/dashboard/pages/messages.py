@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from wagate.dashboard import views
+from wagate.dashboard import thread, views
 from wagate.dashboard.explain import explain_failure
 from wagate.dashboard.rules import day_range, id_at, lenient_phone
 from wagate.dashboard.web import PageNotFound, SignedIn, dashboard_of, render
-from wagate.domain.models import Status
+from wagate.domain.models import MessageType, Status
 from wagate.store import messages as message_store
 from wagate.store.users import SignedInUser
 
@@ -119,9 +119,15 @@ async def _message(request: Request, user: SignedInUser, message_id: str) -> dic
         )
     if message is None:
         raise PageNotFound(f"This account has no message {message_id[:60]!r}.")
+    if message.get("type") == MessageType.READ.value:
+        preview = views.receipt_bubble(message)
+    else:
+        [preview] = await thread.bubbles(
+            services, account_id=user.account_id, phone=message["phone"], items=[message]
+        ) or [views.from_api_message(message)]
     return {
         "m": message,
-        "preview": views.from_api_message(message),
+        "preview": preview,
         "failure": explain_failure(message.get("error")),
         "live": message["status"] not in FINAL,
     }

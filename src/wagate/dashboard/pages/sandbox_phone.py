@@ -9,13 +9,21 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile
 
-from wagate.dashboard import queries, views
+from wagate.dashboard import queries
+from wagate.dashboard import thread as drawn_thread
 from wagate.dashboard.rules import lenient_phone, phone_digits
 from wagate.dashboard.web import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    CsrfRefused,
+    DashboardError,
     PageNotFound,
+    Posted,
     PostedForm,
     SignedIn,
+    csrf_matches,
     dashboard_of,
     render,
     see_other,
@@ -82,6 +90,33 @@ class SandboxCustomer:
             return {"error": data["error"].get("message", "The sandbox refused.")}
         return data if isinstance(data, dict) else {"error": "The sandbox gave no answer."}
 
+    async def send_media(
+        self, phone: str, kind: str, upload: UploadFile, caption: str | None
+    ) -> dict[str, Any]:
+        """The customer sends a file (Meta's webhook with its media object follows)."""
+        if self.local is not None:
+            from wagate.sandbox.media import customer_sends_media
+            from wagate.sandbox.service import SandboxRequestError
+
+            try:
+                answer: dict[str, Any] = await customer_sends_media(
+                    self.local, phone=phone, kind=kind, upload=upload, caption=caption, name=None
+                )
+            except SandboxRequestError as exc:
+                return {"error": exc.message}
+            return answer
+        content = await upload.read()
+        fields = {"phone": phone, "kind": kind, **({"caption": caption} if caption else {})}
+        data = await self._call(
+            "POST",
+            "/customer/media",
+            data=fields,
+            files={"file": (upload.filename or "file", content, upload.content_type)},
+        )
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return {"error": data["error"].get("message", "The sandbox refused.")}
+        return data if isinstance(data, dict) else {"error": "The sandbox gave no answer."}
+
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             async with httpx.AsyncClient(timeout=15) as client:
@@ -122,11 +157,15 @@ async def _phone_view(
     except SandboxUnavailable:
         record = []
         error = error or NOT_RUNNING
-    # The sandbox keeps a template's name and parameters; the text it shows is the gateway's.
-    templates = [m["wamid"] for m in record if m.get("type") == "template" and m.get("wamid")]
-    async with services.engine.connect() as conn:
-        sent = await queries.sent_contents(conn, account_id=user.account_id, wamids=templates)
-    thread = [views.from_sandbox(m, sent.get(m.get("wamid", ""))) for m in record]
+    # The sandbox keeps what went over the wire; each kind is drawn from what the gateway
+    # stored for the same wamid (a template's text with its parameters, a list's rows, ...).
+    thread = await drawn_thread.phone_bubbles(
+        services,
+        account_id=user.account_id,
+        channel_id=channel.id,
+        phone=phone,
+        record=record,
+    )
     return {
         "channel": channel,
         "people": people,
@@ -178,7 +217,18 @@ async def reply(digits: str, request: Request, posted: PostedForm) -> Response:
     phone = _customer_phone(digits)
     channel = await _sandbox_channel(request, posted.user)
     body: dict[str, Any] = {"phone": phone}
-    if posted.text("button_id"):
+    location = _shared_location(posted)
+    if posted.text("row_id"):
+        # A list row: Meta's list_reply (the sandbox tells rows from buttons by the message).
+        body["button_id"] = posted.text("row_id")
+        body["button_title"] = posted.text("row_title") or posted.text("row_id")
+        if posted.text("context"):
+            body["context"] = posted.text("context")
+    elif location is not None:
+        body["location"] = location
+        if posted.text("context"):
+            body["context"] = posted.text("context")
+    elif posted.text("button_id"):
         body["button_id"] = posted.text("button_id")
         for name in ("button_title", "context"):
             if posted.text(name):
@@ -206,5 +256,64 @@ async def reply(digits: str, request: Request, posted: PostedForm) -> Response:
         return render(request, "_phone_answer.html", **context)
     if error:
         context = await _phone_view(request, posted.user, phone, error=error)
+        return render(request, "sandbox_phone.html", status=422, wanted="", errors={}, **context)
+    return see_other(f"/sandbox-phone/{phone_digits(phone)}")
+
+
+def _shared_location(posted: Posted) -> dict[str, Any] | None:
+    """The location the customer shares (the sandbox checks the numbers), if this is one."""
+    if not (posted.text("latitude") or posted.text("longitude")):
+        return None
+    place: dict[str, Any] = {
+        "latitude": posted.text("latitude").strip(),
+        "longitude": posted.text("longitude").strip(),
+    }
+    for field, key in (("location_name", "name"), ("location_address", "address")):
+        if posted.text(field).strip():
+            place[key] = posted.text(field).strip()
+    return place
+
+
+PHONE_FILE_MAX = 16 * 1024 * 1024
+"""The largest file the sandbox phone sends (WhatsApp's video and audio limit)."""
+PHONE_FILE_KINDS = ("image", "video", "audio", "voice", "document", "sticker")
+
+
+@router.post("/sandbox-phone/{digits}/media")
+async def send_media(digits: str, request: Request, user: SignedIn) -> Response:
+    """The customer sends a photo, video, audio, voice note, document or sticker: the sandbox
+    keeps it and posts Meta's webhook with its media object, which the gateway downloads."""
+    phone = _customer_phone(digits)
+    channel = await _sandbox_channel(request, user)
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > PHONE_FILE_MAX + 64 * 1024:
+        raise DashboardError(
+            "The sandbox phone sends files of at most 16 MB.", title="Too large", status=413
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except Exception:  # python-multipart raises several unrelated types
+        raise DashboardError("That form could not be read.") from None
+    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
+    if not csrf_matches(user.csrf_token, sent):
+        raise CsrfRefused()
+    kind, upload, caption = form.get("kind"), form.get("file"), form.get("caption")
+    error = None
+    if kind not in PHONE_FILE_KINDS:
+        error = "Pick what the file is: a photo, video, audio, voice note, document or sticker."
+    elif not isinstance(upload, UploadFile) or not upload.filename:
+        error = "Pick a file to send."
+    else:
+        text = caption.strip() if isinstance(caption, str) else ""
+        customer = SandboxCustomer(channel, dashboard_of(request).sandbox)
+        try:
+            answer = await customer.send_media(phone, str(kind), upload, text or None)
+        except SandboxUnavailable:
+            answer = {"error": NOT_RUNNING}
+        error = answer.get("error")
+        if error is None and not answer.get("delivered"):
+            error = "Sent, but the gateway did not take the webhook yet; the sandbox retries."
+    if error:
+        context = await _phone_view(request, user, phone, error=error)
         return render(request, "sandbox_phone.html", status=422, wanted="", errors={}, **context)
     return see_other(f"/sandbox-phone/{phone_digits(phone)}")
