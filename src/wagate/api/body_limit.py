@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wagate.domain.errors import PayloadTooLarge
+from wagate.domain.media import MAX_UPLOAD
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -34,9 +35,13 @@ class RouteLimit:
     path: str
     limit: int
     prefix: bool = False
+    suffix: str = ""
+    """With `prefix`: the path must also end with this (`/media` of a Graph upload)."""
 
     def matches(self, path: str) -> bool:
-        return path.startswith(self.path) if self.prefix else path.rstrip("/") == self.path
+        if not self.prefix:
+            return path.rstrip("/") == self.path
+        return path.startswith(self.path) and path.rstrip("/").endswith(self.suffix)
 
 
 API_BODY = 64 * KiB
@@ -49,8 +54,15 @@ SIGN_IN_FORM = 16 * KiB
 SANDBOX_GRAPH_BODY = 1 * MiB
 SANDBOX_BODY = 64 * KiB
 
+MEDIA_BODY = MAX_UPLOAD + 128 * KiB
+"""A file of up to 100 MB (SPEC §8, a document) with its multipart framing and fields."""
+
 ROUTE_LIMITS: tuple[RouteLimit, ...] = (
     RouteLimit("/v1/messages/batch", BATCH_BODY),
+    RouteLimit("/v1/media", MEDIA_BODY),
+    RouteLimit("/conversations/", MEDIA_BODY, prefix=True, suffix="/send-media"),
+    RouteLimit("/sandbox/graph/", MEDIA_BODY, prefix=True, suffix="/media"),
+    RouteLimit("/sandbox/customer/media", MEDIA_BODY),
     RouteLimit("/webhooks/whatsapp", WEBHOOK_BODY, prefix=True),
     RouteLimit("/v1/", API_BODY, prefix=True),
     RouteLimit("/sandbox/graph/", SANDBOX_GRAPH_BODY, prefix=True),
@@ -59,7 +71,11 @@ ROUTE_LIMITS: tuple[RouteLimit, ...] = (
 )
 """The gateway's routes; every other path is the dashboard's (`DASHBOARD_FORM`)."""
 
-SANDBOX_LIMITS: tuple[RouteLimit, ...] = (RouteLimit("/graph/", SANDBOX_GRAPH_BODY, prefix=True),)
+SANDBOX_LIMITS: tuple[RouteLimit, ...] = (
+    RouteLimit("/graph/", MEDIA_BODY, prefix=True, suffix="/media"),
+    RouteLimit("/customer/media", MEDIA_BODY),
+    RouteLimit("/graph/", SANDBOX_GRAPH_BODY, prefix=True),
+)
 """The sandbox run on its own (`wagate sandbox run`); its other routes take `SANDBOX_BODY`."""
 
 

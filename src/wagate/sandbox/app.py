@@ -20,14 +20,13 @@ Routes (relative to where the app is mounted; `wagate serve` mounts it at `/sand
 Every route but the Graph API's takes the sandbox's access token as `Authorization: Bearer …`
 (the token its Graph API takes; the CLI and the dashboard's sandbox phone pass it): whoever
 reaches the server could otherwise fail every send, read what the business sent and open
-windows. Bodies are bounded (`BodyLimit`: 64 KiB, 1 MiB for the Graph API) and so are numbers
-(`limit`, fault ids, timestamps): a 4xx, never a 500.
+windows. Bodies are bounded (`BodyLimit`: 64 KiB, 1 MiB for the Graph API, 100 MB for files)
+and so are numbers (`limit`, fault ids, timestamps): a 4xx, never a 500.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
