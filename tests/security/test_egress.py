@@ -6,6 +6,7 @@ followed; and what another server says is not reflected back to callers."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -215,7 +216,11 @@ async def test_a_dripping_callback_receiver_holds_an_attempt_only_until_its_dead
         took = time.monotonic() - started
         await asyncio.sleep(1.5)  # a second claim of the same event would connect again
         again = await only_delivery(gw)
-    assert delivery["last_error"] == f"No complete answer within {timeout:g} s."
+    # The attempt's deadline is the timeout, or what is left of the event's lease when less
+    # (the claim may come a moment before the attempt on a busy machine): never more.
+    said = re.fullmatch(r"No complete answer within ([0-9.]+) s\.", delivery["last_error"])
+    assert said is not None, delivery["last_error"]
+    assert timeout - 1 < float(said.group(1)) <= timeout
     assert took < timeout + 5
     assert again is not None and again["attempts"] == 1 and again["status"] == "pending"
     assert peer.connections == 1
