@@ -263,3 +263,29 @@ def test_sealing_twice_gives_different_ciphertexts_that_open_alike() -> None:
     one, two = box.seal("s"), box.seal("s")
     assert one != two and box.open(one) == box.open(two) == "s"
     assert box.open("legacy-plaintext") == "legacy-plaintext"
+
+
+def test_processes_starting_together_on_a_new_folder_agree_on_one_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = wagate_env(tmp_path / "data")
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "wagate", "accounts", "list", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in started]
+    for p in started:
+        for stream in (p.stdout, p.stderr):
+            if stream is not None:
+                stream.close()
+    assert [code for code, _ in outcomes] == [0] * 4, outcomes
+    assert len((tmp_path / "data" / "secret.key").read_text().split()) == 1
+    _add_channel(env)
+    assert cli_json(env, "secrets", "status")["unreadable"] == 0
