@@ -124,12 +124,16 @@ async def test_wrong_and_unknown_look_the_same_and_are_slowed(gateway: Harness) 
         # once (the page's template, the first write), which on a busy machine took longer
         # than the difference allowed below.
         await try_sign_in(browser, "warm-up@example.com", "not the password")
-        timings = {}
+        timings: dict[str, float] = {}
         answers = {}
-        for label, email in (("wrong", EMAIL), ("unknown", "nobody@example.com")):
-            started = time.monotonic()
-            answers[label] = await try_sign_in(browser, email, "not the password")
-            timings[label] = time.monotonic() - started
+        # The fastest of three each: hashing runs at a low CPU priority, so on a machine busy
+        # with other work one hash can wait far longer than another; the work is the same.
+        for _ in range(3):
+            for label, email in (("wrong", EMAIL), ("unknown", "nobody@example.com")):
+                started = time.monotonic()
+                answers[label] = await try_sign_in(browser, email, "not the password")
+                took = time.monotonic() - started
+                timings[label] = min(timings.get(label, took), took)
     assert answers["wrong"].status_code == answers["unknown"].status_code == 401
     assert "do not match" in answers["wrong"].text and "do not match" in answers["unknown"].text
     for seconds in timings.values():

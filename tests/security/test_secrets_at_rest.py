@@ -263,3 +263,23 @@ def test_sealing_twice_gives_different_ciphertexts_that_open_alike() -> None:
     one, two = box.seal("s"), box.seal("s")
     assert one != two and box.open(one) == box.open(two) == "s"
     assert box.open("legacy-plaintext") == "legacy-plaintext"
+
+
+def test_processes_starting_together_on_a_new_folder_agree_on_one_key(tmp_path: Path) -> None:
+    """An api and a worker started at once on a new data folder: one key file, one key."""
+    import subprocess
+    import sys
+
+    env = wagate_env(tmp_path / "data")
+    code = (
+        "from wagate import secret_box; from wagate.config import Settings; "
+        "print(secret_box.load(Settings()).keys[0])"
+    )
+    started = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    keys = {p.communicate(timeout=120)[0].strip() for p in started}
+    assert len(keys) == 1
+    assert (tmp_path / "data" / "secret.key").read_text().split() == list(keys)
+    assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".secret-")]
