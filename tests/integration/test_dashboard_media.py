@@ -137,6 +137,7 @@ async def test_a_customers_photo_and_document_are_shown_from_our_copy(gateway: H
             "/sandbox/customer/media",
             data={"phone": CUSTOMER, "kind": kind, **({"caption": caption} if caption else {})},
             files={"file": (name, content)},
+            headers=gateway.sandbox_auth,
         )
         assert answer.status_code == 200, answer.text
     await gateway.dispatcher.downloads.drain()

@@ -266,7 +266,11 @@ async def test_mark_read_with_typing_goes_through_the_outbox(gateway: Harness) -
     }
     check_sent(receipt)
     # The sandbox's customer sees blue ticks on that message.
-    seen = (await gateway.client.get(f"/sandbox/customer/{CUSTOMER.lstrip('+')}/messages")).json()
+    seen = (
+        await gateway.client.get(
+            f"/sandbox/customer/{CUSTOMER.lstrip('+')}/messages", headers=gateway.sandbox_auth
+        )
+    ).json()
     statuses = {m["wamid"]: m.get("status") for m in seen}
     assert statuses[latest["wamid"]] == "read"
 
@@ -406,7 +410,7 @@ async def test_a_reaction_to_a_message_that_never_went_out_fails_clearly(
 ) -> None:
     await gateway.reply(CUSTOMER, text="hi")
     fault = {"code": 131026, "mode": "response", "count": 1, "phone": CUSTOMER}
-    added = await gateway.client.post("/sandbox/faults", json=fault)
+    added = await gateway.client.post("/sandbox/faults", json=fault, headers=gateway.sandbox_auth)
     assert added.status_code in (200, 201), added.text
     ours = await gateway.send(phone=CUSTOMER, message="This one is refused by Meta")
     reaction = await post(

@@ -24,6 +24,7 @@ async def customer_sends(
         "/sandbox/customer/media",
         data={"phone": PHONE, "kind": kind, **fields},
         files={"file": (name, content)},
+        headers=gateway.sandbox_auth,
     )
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()

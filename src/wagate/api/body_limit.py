@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wagate.domain.errors import PayloadTooLarge
+from wagate.domain.errors import PayloadTooLarge, UploadTooLarge
 from wagate.domain.media import MAX_UPLOAD
 
 KiB = 1024
@@ -37,6 +37,8 @@ class RouteLimit:
     prefix: bool = False
     suffix: str = ""
     """With `prefix`: the path must also end with this (`/media` of a Graph upload)."""
+    error: type[PayloadTooLarge] = PayloadTooLarge
+    """The refusal's code: `media_too_large` where a file is uploaded."""
 
     def matches(self, path: str) -> bool:
         if not self.prefix:
@@ -59,10 +61,12 @@ MEDIA_BODY = MAX_UPLOAD + 128 * KiB
 
 ROUTE_LIMITS: tuple[RouteLimit, ...] = (
     RouteLimit("/v1/messages/batch", BATCH_BODY),
-    RouteLimit("/v1/media", MEDIA_BODY),
-    RouteLimit("/conversations/", MEDIA_BODY, prefix=True, suffix="/send-media"),
-    RouteLimit("/sandbox/graph/", MEDIA_BODY, prefix=True, suffix="/media"),
-    RouteLimit("/sandbox/customer/media", MEDIA_BODY),
+    RouteLimit("/v1/media", MEDIA_BODY, error=UploadTooLarge),
+    RouteLimit(
+        "/conversations/", MEDIA_BODY, prefix=True, suffix="/send-media", error=UploadTooLarge
+    ),
+    RouteLimit("/sandbox/graph/", MEDIA_BODY, prefix=True, suffix="/media", error=UploadTooLarge),
+    RouteLimit("/sandbox/customer/media", MEDIA_BODY, error=UploadTooLarge),
     RouteLimit("/webhooks/whatsapp", WEBHOOK_BODY, prefix=True),
     RouteLimit("/v1/", API_BODY, prefix=True),
     RouteLimit("/sandbox/graph/", SANDBOX_GRAPH_BODY, prefix=True),
@@ -72,8 +76,8 @@ ROUTE_LIMITS: tuple[RouteLimit, ...] = (
 """The gateway's routes; every other path is the dashboard's (`DASHBOARD_FORM`)."""
 
 SANDBOX_LIMITS: tuple[RouteLimit, ...] = (
-    RouteLimit("/graph/", MEDIA_BODY, prefix=True, suffix="/media"),
-    RouteLimit("/customer/media", MEDIA_BODY),
+    RouteLimit("/graph/", MEDIA_BODY, prefix=True, suffix="/media", error=UploadTooLarge),
+    RouteLimit("/customer/media", MEDIA_BODY, error=UploadTooLarge),
     RouteLimit("/graph/", SANDBOX_GRAPH_BODY, prefix=True),
 )
 """The sandbox run on its own (`wagate sandbox run`); its other routes take `SANDBOX_BODY`."""
@@ -101,20 +105,23 @@ class BodyLimit:
         self.too_large = too_large or json_answer
 
     def limit_for(self, scope: Scope) -> int:
+        return self.route_for(scope)[0]
+
+    def route_for(self, scope: Scope) -> tuple[int, type[PayloadTooLarge]]:
         path: str = scope.get("path", "")
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
         for route in self.limits:
             if route.matches(path):
-                return route.limit
-        return self.default
+                return route.limit, route.error
+        return self.default, PayloadTooLarge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope)
+        limit, error = self.route_for(scope)
         declared = _content_length(scope)
         received = 0
         refused: PayloadTooLarge | None = None
@@ -125,7 +132,7 @@ class BodyLimit:
             if refused is not None:
                 raise refused
             if declared is not None and declared > limit:
-                refused = PayloadTooLarge(
+                refused = error(
                     f"The request body is {declared:,} bytes; the limit here is {size(limit)}."
                 )
                 raise refused
@@ -133,7 +140,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    refused = PayloadTooLarge(
+                    refused = error(
                         f"The request body is larger than {size(limit)}, the limit here."
                     )
                     raise refused
