@@ -148,3 +148,23 @@ async def test_a_failed_download_is_retried_later_and_then_kept(gateway: Harness
     await downloads.drain()
     got = await gateway.client.get(f"/v1/media/{shown['id']}", headers=gateway.auth)
     assert got.status_code == 200 and got.content == photo
+
+
+async def test_a_customers_file_never_runs_in_the_browser(gateway: Harness) -> None:
+    page = b"<html><script>alert(document.cookie)</script></html>"
+    await customer_sends(gateway, "document", page, "offer.html")
+    shown = await inbound_media(gateway)
+    got = await gateway.client.get(f"/v1/media/{shown['id']}", headers=gateway.auth)
+    assert got.status_code == 200 and got.content == page
+    assert got.headers["content-type"].startswith("text/plain")  # what its bytes are, not html
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in got.headers["content-security-policy"]
+
+
+async def test_a_customers_file_of_another_type_is_a_download(gateway: Harness) -> None:
+    await customer_sends(gateway, "document", samples.gif(), "funny.gif")
+    shown = await inbound_media(gateway)
+    got = await gateway.client.get(f"/v1/media/{shown['id']}", headers=gateway.auth)
+    assert got.status_code == 200 and got.content == samples.gif()
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"].startswith("attachment;")

@@ -96,6 +96,8 @@ async def test_a_document_keeps_its_filename_and_caption(gateway: Harness) -> No
          "media_url"),
         ({"media_type": "image", "media_url": "https://10.0.0.7/x.png"}, "url_not_allowed",
          "media_url"),
+        ({"media_type": "image", "media_url": "https://me:pw@a.example/x.png"},
+         "url_not_allowed", "media_url"),
         ({"media_type": "audio", "media_url": "https://a.example/x.ogg", "caption": "hi"},
          "caption_not_allowed", "caption"),
         ({"media_type": "image", "media_url": "https://a.example/x.png", "filename": "a.png"},

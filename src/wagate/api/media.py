@@ -283,17 +283,23 @@ async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
 
+    # A customer may send any file as a document (an HTML page, say): only the types WhatsApp
+    # takes are shown in place; anything else is a download, and nothing a file holds may run.
+    mime = opened.mime_type
+    shown = rules.kind_for_mime(mime) is not None
     headers = {
         "Content-Length": str(opened.size),
         "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, max-age=3600",
         "ETag": f'"{opened.record.sha256}"',
     }
-    if opened.record.filename:
-        headers["Content-Disposition"] = (
-            f"inline; filename*=UTF-8''{quote(opened.record.filename, safe='')}"
-        )
-    return StreamingResponse(stream(), media_type=opened.mime_type, headers=headers)
+    name = opened.record.filename or opened.record.id
+    disposition = "inline" if shown else "attachment"
+    headers["Content-Disposition"] = f"{disposition}; filename*=UTF-8''{quote(name, safe='')}"
+    return StreamingResponse(
+        stream(), media_type=mime if shown else "application/octet-stream", headers=headers
+    )
 
 
 @router.post(

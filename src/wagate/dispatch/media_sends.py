@@ -115,12 +115,18 @@ class MediaSends:
         try:
             async with self.cloud.fetch(url) as response:
                 if not response.is_success:
-                    transient = response.status_code >= 500 or response.status_code == 429
+                    status = response.status_code
+                    why = f"Fetching media_url answered HTTP {status}."
+                    if 300 <= status < 400:
+                        why = (
+                            f"media_url answered with a redirect (HTTP {status}); wagate does "
+                            "not follow redirects: give the file's final https:// URL."
+                        )
                     raise _Refused(
                         "media_unreachable",
                         "Media unreachable",
-                        f"Fetching media_url answered HTTP {response.status_code}.",
-                        transient=transient,
+                        why,
+                        transient=status >= 500 or status == 429,
                     )
                 stored = await self.files.put(
                     channel.account_id, media_id, response.aiter_bytes(), limit=limit

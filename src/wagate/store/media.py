@@ -377,7 +377,14 @@ async def check_media_send(
         )
     url = data.get("media_url")
     if isinstance(url, str) and policy is not None:
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise UrlNotAllowed(
+                "media_url carries a user name or password (user:password@host); wagate would "
+                "store and show them in clear: use a link that needs none.",
+                field="media_url",
+            )
+        host = parts.hostname or ""
         literal = literal_address(host)
         why = policy.refusal(literal) if literal is not None else None
         if why is not None:
