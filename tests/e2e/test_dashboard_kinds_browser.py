@@ -184,6 +184,10 @@ def every_kind(gateway: Gateway) -> Iterator[dict[str, str]]:
     api.http.close()
 
 
+def window_scroll(page: Page) -> int:
+    return int(page.evaluate("window.scrollY"))
+
+
 def gateway_only(page: Page, gateway: Gateway) -> list[str]:
     """Every request the page makes that does not go to the gateway."""
     elsewhere: list[str] = []
@@ -269,9 +273,9 @@ def test_a_photo_and_a_list_composed_in_the_browser(
     page.goto(f"{gateway.url}/conversations/{DIGITS}")
     compose = page.locator("#compose")
     compose.get_by_text("Photo, video or file").click()
-    picture = tmp_path / "lamp.png"
-    picture.write_bytes(samples.png(64, 64))
-    compose.get_by_label("File to send").set_input_files(str(picture))
+    picture_file = tmp_path / "lamp.png"
+    picture_file.write_bytes(picture(64, 64, (210, 160, 80)))
+    compose.get_by_label("File to send").set_input_files(str(picture_file))
     compose.get_by_label("File caption").fill("The *lamp* you asked about")
     compose.get_by_role("button", name="Send file").click()
     expect(page.get_by_text("Queued.")).to_be_visible()
@@ -329,6 +333,11 @@ def test_a_list_row_is_tapped_on_the_sandbox_phone(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, f"the sandbox phone is {overflow}px wider than the screen"
+    # The chat scrolls inside the phone: nothing in it makes the page itself longer.
+    tall = page.evaluate("document.documentElement.scrollHeight")
+    bottom = page.evaluate("document.querySelector('.phone-layout').getBoundingClientRect().bottom")
+    assert tall <= bottom + window_scroll(page) + 200, (tall, bottom)
+    thread.locator(".chat").evaluate("chat => { chat.scrollTop = chat.scrollHeight; }")
     shot(page, "sandbox-phone-kinds")
     shown = thread.locator(".wa-photo img").first
     shown.scroll_into_view_if_needed()

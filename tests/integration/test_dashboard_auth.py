@@ -38,6 +38,7 @@ PAGES = [
     "/sandbox-phone",
     "/templates",
     "/callbacks",
+    "/media/med_x",
 ]
 
 

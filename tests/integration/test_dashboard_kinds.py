@@ -201,6 +201,8 @@ async def test_a_wrong_list_is_refused_beside_its_input_and_nothing_is_sent(
             browser, csrf, "reaction", message_id="msg_nothing", emoji="👍"
         )
         assert wrong_target.status_code == 422
+        forged = await compose(browser, "not-the-token", "location_request", message="Where?")
+        assert forged.status_code == 403
     listed = await gateway.client.get("/v1/messages", headers=gateway.auth)
     assert listed.json()["data"] == []
 

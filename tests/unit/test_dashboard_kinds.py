@@ -413,3 +413,19 @@ def test_a_reply_shows_the_message_it_quotes() -> None:
     quotes = [a for t, a in page.elements if t == "div" and a.get("class") == "wa-quote"]
     assert len(quotes) == 3
     assert "Replying to: Photo: Your new sofa" in page.text
+
+
+@pytest.mark.parametrize(
+    ("filename", "mime", "shown"),
+    [
+        ("invoice.pdf", None, "PDF"),
+        ("archive.tar.gz", None, "GZ"),
+        (".bashrc", None, "FILE"),
+        ("report", "application/pdf", "PDF"),
+        (None, "text/plain", "TXT"),
+        ("notes.a-very-long-suffix", "application/msword", "DOC"),
+        (None, None, "FILE"),
+    ],
+)
+def test_a_document_chip_names_its_type(filename: str | None, mime: str | None, shown: str) -> None:
+    assert kinds.Media("document", filename=filename, mime_type=mime).extension == shown

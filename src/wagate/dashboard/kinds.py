@@ -70,8 +70,9 @@ class Media:
     @property
     def extension(self) -> str:
         """What a document chip shows in its icon: PDF, DOCX, … (from the name, else the type)."""
-        if self.filename and "." in self.filename.strip(".")[1:]:
-            ext = self.filename.rsplit(".", 1)[1]
+        name = (self.filename or "").strip(".")
+        if "." in name:
+            ext = name.rsplit(".", 1)[1]
             if 0 < len(ext) <= 5 and ext.isalnum():
                 return ext.upper()
         if self.mime_type and "/" in self.mime_type:

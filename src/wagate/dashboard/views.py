@@ -46,7 +46,7 @@ class Bubble:
     @property
     def key(self) -> str:
         """A stable name for the bubble's elements (ids kept across live updates)."""
-        source = self.wamid or self.link or ""
+        source = self.message_id or self.wamid or self.link or ""
         return "b-" + re.sub(r"[^A-Za-z0-9_-]", "", source)[-40:]
 
 
