@@ -5,9 +5,10 @@ with `WAGATE_SANDBOX=on`). `SandboxGate` is what is mounted: it passes requests 
 while it serves and, once a real channel exists, retires it at once, without a restart: its
 routes answer 404, its webhook pump stops, and sends through a sandbox channel that pointed at
 it are refused when they are made (422 `channel_unavailable`) instead of being accepted to fail
-later. The gate looks for a real channel on every request to the sandbox, right after the
-dashboard adds a channel, and every `CHECK_SECONDS` in the background (a channel added with
-`wagate channels add`, from another process).
+later. The gate looks for a real channel on every request to the sandbox's own routes (not
+on its Graph API's, one per message sent), right after the dashboard adds a channel, and every
+`CHECK_SECONDS` in the background (a channel added with `wagate channels add`, from another
+process).
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ async def unreachable_sandbox_channels(engine: AsyncEngine, local_url: str) -> f
             select(channels.c.id, channels.c.graph_url).where(channels.c.is_sandbox.is_(True))
         )
         return frozenset(r.id for r in rows if (r.graph_url or "").startswith(prefix))
+
+
+def _graph_call(scope: Scope) -> bool:
+    """A Graph API call (a send, a media upload or download): the dispatcher's traffic, one
+    per message. Those are not worth a query each; the background check (every
+    `CHECK_SECONDS`) and the refusal of new sends at accept time cover them."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.startswith(("/graph/", "/media-file/"))
 
 
 class SandboxGate:
@@ -125,7 +137,7 @@ class SandboxGate:
             self._watch = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.serving:
+        if scope["type"] == "http" and self.serving and not _graph_call(scope):
             try:
                 await self.check()
             except Exception as exc:  # storage down: the sandbox answers as it would
