@@ -210,6 +210,10 @@ async def test_adding_a_real_channel_in_the_dashboard_turns_the_sandbox_off_at_o
         # customer has not written yet), not to the sandbox's default one.
         fallback = await gw.send(phone=CUSTOMER, message="via the real one")
         assert fallback.json()["error"]["code"] == "outside_service_window", fallback.text
+        # So does the conversation's compose box: it offers the real number, not the gone one.
+        page = (await browser.get(f"/conversations/{CUSTOMER[1:]}")).text
+        assert "On number 106540352242922" in page
+        assert "(sandbox)" not in page
         phone = await browser.get(f"/sandbox-phone/{CUSTOMER[1:]}")
         assert "The sandbox is not answering" in phone.text
         assert (

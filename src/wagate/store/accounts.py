@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -248,9 +248,15 @@ async def channels_named(
 
 
 async def channel_for_send(
-    conn: AsyncConnection, *, account_id: str, wanted: str | None
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    wanted: str | None,
+    unavailable: Container[str] = (),
 ) -> Channel | None:
-    """The account's channel named by id, phone number id or display number; else its default."""
+    """The account's channel named by id, phone number id or display number; else its default,
+    or, when the default cannot be reached (`unavailable`: the sandbox's, once a real channel
+    was added), the account's first channel that can."""
     query = select(channels).where(channels.c.account_id == account_id)
     if wanted:
         digits = wanted.lstrip("+")
@@ -261,9 +267,12 @@ async def channel_for_send(
         )
     else:
         query = query.order_by(channels.c.is_default.desc(), channels.c.created_at)
-    result = await conn.execute(query.limit(1))
-    row = result.mappings().first()
-    return channel_from_row(row) if row else None
+    if wanted or not unavailable:
+        row = (await conn.execute(query.limit(1))).mappings().first()
+        return channel_from_row(row) if row else None
+    rows = (await conn.execute(query)).mappings().all()
+    reachable = [r for r in rows if r["id"] not in unavailable] or rows
+    return channel_from_row(reachable[0]) if reachable else None
 
 
 async def channels_by_verify_token(conn: AsyncConnection, token: str) -> list[Channel]:

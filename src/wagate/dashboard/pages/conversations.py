@@ -89,7 +89,10 @@ async def _conversation(
     now = services.clock.now()
     async with services.engine.connect() as conn:
         channel = await account_store.channel_for_send(
-            conn, account_id=user.account_id, wanted=channel_id or None
+            conn,
+            account_id=user.account_id,
+            wanted=channel_id or None,
+            unavailable=services.acceptor.unavailable_channels,
         )
         if channel is None:
             raise PageNotFound(
