@@ -85,7 +85,7 @@ async def test_sync_preview_and_send_a_template_then_tap_its_quick_reply(
         )
         assert tapped.status_code == 303
         opened = await browser.get(PAGE)
-        assert "Closes in" in opened.text and "Tapped a button" in opened.text
+        assert "Closes in" in opened.text and "Tapped a quick reply" in opened.text
     async with client_for(gateway.app) as other:
         await sign_in(other, "acme@example.com")
         assert "order_confirmation" not in (await other.get("/templates")).text
