@@ -73,6 +73,7 @@ class MediaDownloader:
         self.files = files
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._in_flight = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -109,14 +110,23 @@ class MediaDownloader:
                 conn, now=self.clock.now(), lease=LEASE, limit=BATCH
             )
         if jobs:
-            await asyncio.gather(*(self._one(job) for job in jobs))
+            self._in_flight += len(jobs)
+            try:
+                await asyncio.gather(*(self._one(job) for job in jobs))
+            finally:
+                self._in_flight -= len(jobs)
         return len(jobs)
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Make every download that is due now (for tests)."""
+        """Make every download that is due now (for tests), and wait for those this process's
+        own loop (`start`) had already taken."""
         async with asyncio.timeout(timeout):
-            while await self.run_once():
-                pass
+            while True:
+                if await self.run_once():
+                    continue
+                if not self._in_flight:
+                    return
+                await asyncio.sleep(0.01)  # the loop's own downloads, under way
 
     async def _one(self, job: Download) -> None:
         try:
