@@ -75,7 +75,6 @@ BUTTONS_CHECKED = 10
 # What a form may send for a yes/no field (in any case, spaces around).
 TRUE_WORDS = frozenset({"true", "1", "on", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "off", "no", ""})
-_TRUE_WORDS, _FALSE_WORDS = TRUE_WORDS, FALSE_WORDS
 _BUTTON_EXAMPLE = '[{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}]'
 
 
@@ -116,7 +115,7 @@ def parse_send_request(fields: Mapping[str, Any], *, form: bool = False) -> Send
             )
         )
 
-    preview_url = _preview_url(fields.get("preview_url"), form, errors)
+    preview_url = read_bool(fields.get("preview_url"), "preview_url", form, errors)
     reply_to = _optional_id(fields.get("reply_to"), "reply_to", REPLY_TO_MAX, errors)
     metadata = _metadata(fields.get("metadata"), form, errors)
     channel = _optional_id(fields.get("channel"), "channel", CHANNEL_MAX, errors)
@@ -408,26 +407,28 @@ def _unique(
     return False
 
 
-def _preview_url(value: object, form: bool, errors: list[FieldError]) -> bool:
+def read_bool(value: object, name: str, form: bool, errors: list[FieldError]) -> bool:
+    """A yes/no field (`preview_url`, `typing`); absent is False. A form's text says it in
+    words (true/false, on/off, yes/no, 1/0)."""
     if value is None:
         return False
     if isinstance(value, bool):
         return value
     if form and isinstance(value, str):
         word = value.strip().lower()
-        if word in _TRUE_WORDS:
+        if word in TRUE_WORDS:
             return True
-        if word in _FALSE_WORDS:
+        if word in FALSE_WORDS:
             return False
         errors.append(
             FieldError(
-                "preview_url",
+                name,
                 "invalid_field",
-                f"preview_url {quote_input(value)} is not a yes/no value; send true or false.",
+                f"{name} {quote_input(value)} is not a yes/no value; send true or false.",
             )
         )
         return False
-    errors.append(_wrong_type("preview_url", value, "true or false"))
+    errors.append(_wrong_type(name, value, "true or false"))
     return False
 
 

@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 from wagate.domain.errors import FieldError
 from wagate.domain.messages import (
     CHANNEL_MAX,
-    FALSE_WORDS,
     IDEMPOTENCY_KEY_MAX,
     REPLY_TO_MAX,
-    TRUE_WORDS,
     _metadata,
     _optional_id,
     _unstorable,
     _wrong_type,
+    read_bool,
 )
 from wagate.domain.models import MessageContent, SendRequest
 from wagate.domain.phone import describe_type, normalize_phone, quote_input
@@ -170,26 +169,6 @@ def read_url(value: object, name: str, errors: list[FieldError]) -> str | None:
         )
         return None
     return value
-
-
-def read_bool(value: object, name: str, form: bool, errors: list[FieldError]) -> bool:
-    """A yes/no field; absent is False."""
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if form and isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-        errors.append(
-            FieldError(name, "invalid_field", f"{name} {quote_input(value)} is not true or false.")
-        )
-        return False
-    errors.append(_wrong_type(name, value, "true or false"))
-    return False
 
 
 def read_number(
