@@ -14,6 +14,9 @@ then write are only replicated by effects from 5 on).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -63,12 +66,25 @@ local function gcra(key, now, interval, tolerance, max_wait)
 end
 
 local op = ARGV[1]
-if op == 'send' then
-  -- KEYS: send TAT, throttle penalty. ARGV: mps, max_wait_us, min_rate, recovery_per_second
+if op == 'block' then
+  -- KEYS: send TAT, throttle penalty.
+  -- ARGV: mps, max_wait_us, min_rate, recovery_per_second, count, span_us
+  -- Up to `count` send slots at once, 1/rate apart, about span_us in all; none when the
+  -- first would wait longer than max_wait (>= 0). Returns {wait, granted, starts_at, interval}.
   local mps, min_rate = tonumber(ARGV[2]), tonumber(ARGV[4])
   local now = now_us()
   local rate = math.min(mps, math.max(min_rate, mps * factor_at(KEYS[2], now, tonumber(ARGV[5]))))
-  return gcra(KEYS[1], now, math.floor(MICROS / rate) + 1, 0, tonumber(ARGV[3]))
+  local interval = math.floor(MICROS / rate) + 1
+  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+  if tat < now then tat = now end
+  local wait = tat - now
+  local max_wait = tonumber(ARGV[3])
+  if max_wait >= 0 and wait > max_wait then return {wait, 0, now + wait, interval} end
+  local count = math.max(1, math.min(tonumber(ARGV[6]), math.ceil(tonumber(ARGV[7]) / interval)))
+  local new_tat = tat + count * interval
+  local ttl = math.ceil((new_tat - now) / 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+  return {wait, count, now + wait, interval}
 elseif op == 'pair' then
   -- KEYS: pair TAT. ARGV: interval_us, tolerance_us, max_wait_us
   return gcra(KEYS[1], now_us(), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
@@ -105,6 +121,20 @@ return redis.error_reply('unknown pacing op ' .. tostring(op))
 """
 
 
+BLOCK_SECONDS = 0.02
+"""A worker reserves a number's send slots this many seconds of its rate at a time, with one
+call (at 1,000/s: 20 slots, fifty calls a second), and hands them out itself: one call per
+send, each waiting its turn on a busy event loop, held a worker to ~500/s on a 1,000/s number.
+A block never reaches more than `RESERVE_AHEAD` + this ahead, inside the margin the failover
+leaves (pacing_share.MARGIN)."""
+MAX_BLOCK = 100
+MAX_CONNECTIONS = 32
+"""Calls to Redis in flight per worker; the others wait for their turn."""
+STALE_SLOT = 0.001
+"""A reserved slot this far in the past is dropped rather than started late (the rate can be
+under-used, never exceeded)."""
+
+
 class RedisPacer(Pacer):
     """The limits in Redis, for several workers sending for the same business numbers."""
 
@@ -118,14 +148,26 @@ class RedisPacer(Pacer):
         key_prefix: str = "wagate:pace",
         sleep: Sleep = asyncio.sleep,
         timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`timeout` bounds each call (connecting included), so that a Redis that stops
         answering is noticed (`FailoverPacer`) rather than waited for."""
         super().__init__(pair_interval=pair_interval, pair_burst=pair_burst, sleep=sleep)
+        self._clock = clock
+        # Per number: the slots of its last block, (start on our clock, start on Redis's).
+        self._blocks: dict[str, deque[tuple[float, float]]] = {}
         self.throttle_policy = throttle or ThrottlePolicy()
         self.key_prefix = key_prefix
+        # Sends call in hundreds at once (WAGATE_DISPATCH_CONCURRENCY); they take turns, first
+        # come first served, on MAX_CONNECTIONS connections. (redis-py's pool raises past 100 in
+        # use, an error our failover took for Redis being gone: pacing flapped to the workers'
+        # shares and back, and the rate halved.)
+        self._calls = asyncio.Semaphore(MAX_CONNECTIONS)
         self._redis: Redis = Redis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            redis_url,
+            max_connections=MAX_CONNECTIONS + 4,  # and ping()
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         self._script = self._redis.register_script(LUA)
 
@@ -139,7 +181,8 @@ class RedisPacer(Pacer):
         return f"{self.key_prefix}:{{{channel_id}}}:pair:{phone}"
 
     async def _run(self, keys: list[str], args: list[str | int | float]) -> Any:
-        return await self._script(keys=keys, args=args)
+        async with self._calls:
+            return await self._script(keys=keys, args=args)
 
     @staticmethod
     def _slot(reply: Any) -> Slot:
@@ -154,12 +197,53 @@ class RedisPacer(Pacer):
         self, channel_id: str, mps: float, *, max_wait: float | None = None
     ) -> Slot:
         check_rate(mps)
+        slots = self._blocks.setdefault(channel_id, deque())
+        now = self._clock()
+        while slots and slots[0][0] < now - STALE_SLOT:
+            slots.popleft()
+        if not slots:
+            refused = await self._reserve_block(channel_id, mps, max_wait, slots)
+            if refused is not None:
+                return refused
+            now = self._clock()
+        start, on_server = slots[0]
+        wait = max(0.0, start - now)
+        if max_wait is not None and wait > max_wait:
+            return Slot(wait, on_server, False)
+        slots.popleft()
+        return Slot(wait, on_server, True)
+
+    async def _reserve_block(
+        self,
+        channel_id: str,
+        mps: float,
+        max_wait: float | None,
+        slots: deque[tuple[float, float]],
+    ) -> Slot | None:
+        """Reserve the number's next block into `slots`; the refusal when its first slot would
+        wait longer than `max_wait` (nothing reserved)."""
         policy = self.throttle_policy
+        count = max(1, min(MAX_BLOCK, round(mps * BLOCK_SECONDS)))
         reply = await self._run(
             [self.send_key(channel_id), self.throttle_key(channel_id)],
-            ["send", mps, self._max_wait_us(max_wait), policy.min_rate, policy.recovery_per_second],
+            [
+                "block",
+                mps,
+                self._max_wait_us(max_wait),
+                policy.min_rate,
+                policy.recovery_per_second,
+                count,
+                round(BLOCK_SECONDS * MICROS),
+            ],
         )
-        return self._slot(reply)
+        answered = self._clock()
+        wait_us, granted, starts_us, interval_us = (int(x) for x in reply)
+        if not granted:
+            return Slot(wait_us / MICROS, starts_us / MICROS, False)
+        for n in range(granted):
+            offset = n * interval_us
+            slots.append((answered + (wait_us + offset) / MICROS, (starts_us + offset) / MICROS))
+        return None
 
     async def pair_slot(
         self, channel_id: str, phone: str, *, max_wait: float | None = None
@@ -172,6 +256,7 @@ class RedisPacer(Pacer):
 
     async def throttled(self, channel_id: str) -> None:
         policy = self.throttle_policy
+        self._blocks.pop(channel_id, None)  # slots reserved at the old rate: not used
         await self._run(
             [self.throttle_key(channel_id)],
             ["throttle", policy.cut, policy.recovery_per_second, round(policy.hold * MICROS)],
@@ -179,6 +264,7 @@ class RedisPacer(Pacer):
 
     async def hold(self, channel_id: str, seconds: float) -> None:
         """Start no send for the channel in the next `seconds` (slots already given stand)."""
+        self._blocks.pop(channel_id, None)
         await self._run([self.send_key(channel_id)], ["hold", max(0, round(seconds * MICROS))])
 
     async def ping(self) -> None:
@@ -194,4 +280,5 @@ class RedisPacer(Pacer):
         return throttled_rate(mps, float(reply), policy)
 
     async def aclose(self) -> None:
+        self._blocks.clear()
         await self._redis.aclose()
