@@ -149,7 +149,8 @@ class Acceptor:
 
     async def _store(self, items: list[AcceptRequest]) -> list[StoreOutcome]:
         if self._direct is not None:
-            async with self._direct.transaction() as driver:
+            alone = len(items) == 1 and not self._pending
+            async with self._direct.transaction(alone=alone) as driver:
                 now = self.clock.now()
                 return await accept_rows(
                     DirectRows(driver),
