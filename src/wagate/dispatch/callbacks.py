@@ -59,6 +59,10 @@ from wagate.store.sqlite_inline import in_thread
 log = logging.getLogger("wagate.callbacks")
 
 IDLE_POLL_SECONDS = 0.25
+IDLE_CHECK_SPACING = 0.05
+"""An idle sender looks for due events at most this often (seconds), however often it is woken:
+under load every status applied wakes it, hundreds of times a second, and each look is a read
+of the database on the event loop the API shares."""
 DEPTH_EVERY_SECONDS = 5.0
 STOP_GRACE_SECONDS = 2.0
 LEASE_MARGIN_SECONDS = 30.0
@@ -174,8 +178,11 @@ class CallbackSender:
                 failing = False
             if claimed == 0:
                 self._wake.clear()
+                await asyncio.sleep(IDLE_CHECK_SPACING)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL_SECONDS)
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=IDLE_POLL_SECONDS - IDLE_CHECK_SPACING
+                    )
 
     async def run_once(self) -> int:
         """Claim one batch of due lane heads and start sending them; returns how many."""
