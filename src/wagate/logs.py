@@ -10,10 +10,13 @@ a message's content: nothing downstream filters them out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
+import traceback
 from typing import IO, Any
 
 from wagate.store.outbox import Failed, Outcome, Sent
@@ -107,6 +110,56 @@ def emit_fast(
     logger.handle(record)
 
 
+class TurnBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes the info and debug lines of one turn of the event loop
+    together: one write and flush for them all, instead of one per line (a line per request is
+    thousands a second, and each write is a system call on the API's event loop). Warnings and
+    errors, lines logged outside an event loop, and `flush()` (at exit, say) write at once,
+    after whatever waits, so lines keep their order."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)  # handle() holds the handler's lock
+        if record.levelno < logging.WARNING:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                if not self._scheduled:
+                    self._scheduled = True
+                    loop.call_soon(self._write_waiting)
+                return
+        self._write_waiting()
+
+    def flush(self) -> None:
+        self._write_waiting()
+        super().flush()
+
+    def _write_waiting(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._scheduled = False
+            if not self._lines:
+                return
+            text = "".join(self._lines)
+            self._lines.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except Exception:
+                if logging.raiseExceptions:
+                    traceback.print_exc(file=sys.__stderr__)
+
+
 def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = None) -> None:
     """Send every log line (ours and uvicorn's) to `stream` (stderr) in one format."""
     if fmt not in FORMATS:
@@ -120,7 +173,7 @@ def configure(level: str = "info", fmt: str = "text", stream: IO[str] | None = N
     logging.logProcesses = False
     logging.logMultiprocessing = False
     setattr(logging, "logAsyncioTasks", False)  # noqa: B010 (Python 3.12+; harmless before)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = TurnBatchedHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
