@@ -8,7 +8,9 @@ same number of connections, measured right after it.
 Default setup: SQLite (synchronous=FULL) in a fresh data folder, the dispatcher running and the
 embedded sandbox on (a channel at 80/s, so the backlog grows while the dispatcher sends);
 `--database postgresql` runs the same `wagate serve` on a fresh PostgreSQL database (dropped at
-the end). `--sweep` measures 1, 4, 16, 64, 128 and 512 connections.
+the end). `--sweep` measures 1, 4, 16, 64, 128 and 512 connections. `--profile DIR` samples the
+server with py-spy while it accepts at each level (`pip install py-spy`) and prints where its
+time went (the sampling costs the server a little CPU: take the figures from a run without it).
 
 Targets (SQLite): >= 3,000 accepted messages/s and >= half the /healthz rate at 128 connections;
 with `--sweep` also p50 <= 0.8 ms at 1 connection, >= 0.6 x /healthz at 16, >= 0.7 x at 128, and
@@ -23,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import profiling
 from common import (
     HOST,
     WrkResult,
@@ -81,7 +84,11 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--phones", type=int, default=200, help="customers (open windows)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument("--profile", type=Path, help="py-spy the server; stacks go here")
     args = parser.parse_args()
+    if args.profile is not None:
+        profiling.require_py_spy()
+        args.profile.mkdir(parents=True, exist_ok=True)
     duration = 5.0 if args.quick else args.duration
     levels = SWEEP if args.sweep else (args.connections,)
     require_wrk()
@@ -130,11 +137,16 @@ def measure(
             script = send_script(data_dir, token, numbers)
             run_wrk(base, duration=min(3.0, duration), connections=16, script=script)
             results = []
+            kind = "postgresql" if database_url else "sqlite"
             for connections in levels:
                 before = scalar(db, "SELECT count(*) FROM messages")
                 cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
-                post = run_wrk(base, duration=duration, connections=connections, script=script)
+                tag = f"accept-{kind}-{connections}"
+                with profiling.sampled([server], args.profile, tag, ready="") as spies:
+                    post = run_wrk(base, duration=duration, connections=connections, script=script)
                 cpu = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before)
+                for spy in spies:
+                    profiling.report(spy)
                 stored = scalar(db, "SELECT count(*) FROM messages") - before
                 if stored < post.by_status.get(202, 0):
                     raise SystemExit(f"{post.by_status.get(202)} answered 202, {stored} stored")

@@ -8,14 +8,18 @@ in the same run.
 Setup as `bench_accept.py`: SQLite (synchronous=FULL) in a fresh data folder, the dispatcher
 running and the embedded sandbox on. Messages per second are counted in the database (rows
 stored during the run), and checked against the 207 answers. Target: >= 20,000 messages/s
-through the batch endpoint with 8 connections.
+through the batch endpoint with 8 connections. `--profile DIR` samples the server with py-spy
+while it takes each kind of request and prints where its time went (take the figures from a
+run without it).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
+import profiling
 from common import (
     HOST,
     batch_script,
@@ -51,7 +55,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1000, help="messages per batch request")
     parser.add_argument("--phones", type=int, default=200, help="customers (open windows)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument("--profile", type=Path, help="py-spy the server; stacks go here")
     args = parser.parse_args()
+    if args.profile is not None:
+        profiling.require_py_spy()
+        args.profile.mkdir(parents=True, exist_ok=True)
     duration = 5.0 if args.quick else args.duration
     require_wrk()
     print(f"machine: {machine()}")
@@ -79,9 +87,15 @@ def main() -> None:
             ):
                 before = scalar(db, "SELECT count(*) FROM messages")
                 cpu_before, started = cpu_seconds(server.pid), time.monotonic()
-                result = run_wrk(base, duration=duration, connections=connections, script=script)
+                tag = f"batch-{label.split()[0]}-{connections}"
+                with profiling.sampled([server], args.profile, tag, ready="") as spies:
+                    result = run_wrk(
+                        base, duration=duration, connections=connections, script=script
+                    )
                 elapsed = time.monotonic() - started
                 cpu = (cpu_seconds(server.pid) - cpu_before) / elapsed
+                for spy in spies:
+                    profiling.report(spy)
                 stored = scalar(db, "SELECT count(*) FROM messages") - before
                 ok = result.by_status.get(207 if script is batch else 202, 0)
                 others = {s: n for s, n in result.by_status.items() if s not in (202, 207)}
