@@ -122,7 +122,14 @@ def reserve_in_another_process(
             # Connect and load the script first, so both processes start reserving together.
             await pacer.effective_rate("ch_1", mps)
             await asyncio.to_thread(barrier.wait)
-            return await starts_of(pacer, "ch_1", mps, count)
+            # As a worker does: each slot is waited for, so both are reserving for a while.
+            starts = []
+            for _ in range(count):
+                slot = await pacer.channel_slot("ch_1", mps)
+                assert slot.granted
+                starts.append(round(slot.starts_at * MICROS))
+                await asyncio.sleep(slot.wait)
+            return starts
         finally:
             await pacer.aclose()
 
@@ -156,15 +163,10 @@ async def test_a_worker_reserves_a_block_of_slots_with_one_call(
     one round trip per send held a worker to about half of a 1,000/s number."""
     first = await pacer.channel_slot("ch_1", 1000)
     reserved = int(await redis.get(pacer.send_key("ch_1")))
-    seconds, micros = await redis.time()
-    ahead = reserved - (seconds * MICROS + micros)
-    assert 15_000 < ahead <= 20 * send_interval_us(1000) + 1_000
-    rest = [await pacer.channel_slot("ch_1", 1000) for _ in range(19)]
-    assert int(await redis.get(pacer.send_key("ch_1"))) == reserved  # not asked again
-    starts = [round(slot.starts_at * MICROS) for slot in [first, *rest]]
-    assert gaps(starts) == [send_interval_us(1000)] * 19
-    await pacer.channel_slot("ch_1", 1000)  # the block is used up: the next one
-    assert int(await redis.get(pacer.send_key("ch_1"))) > reserved
+    # Redis holds the time after the block: 20 slots past the first one's start. (The other
+    # 19 are this worker's to hand out; one that passes unused is dropped, never sent late.)
+    ahead = reserved - round(first.starts_at * MICROS)
+    assert abs(ahead - 20 * send_interval_us(1000)) <= 2
 
 
 async def test_hundreds_of_sends_asking_at_once_all_get_answers(pacer: RedisPacer) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,30 @@ class Slot:
     wait: float
     starts_at: float
     granted: bool
+
+
+Reserved = deque[tuple[float, float]]
+"""A number's send slots reserved ahead in blocks (`DatabasePacer`, `RedisPacer`), in order: each
+(its start on this process's monotonic clock, its start on the shared clock)."""
+
+STALE_SLOT = 0.001
+"""A reserved slot this far in the past is dropped rather than started late: the rate can be
+under-used, never exceeded."""
+
+
+def drop_passed(slots: Reserved, now: float) -> None:
+    while slots and slots[0][0] < now - STALE_SLOT:
+        slots.popleft()
+
+
+def next_reserved(slots: Reserved, now: float, max_wait: float | None) -> Slot:
+    """The first of `slots` (not empty), taken unless it would wait longer than `max_wait`."""
+    start, on_server = slots[0]
+    wait = max(0.0, start - now)
+    if max_wait is not None and wait > max_wait:
+        return Slot(wait, on_server, False)
+    slots.popleft()
+    return Slot(wait, on_server, True)
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,19 @@ from wagate.dispatch.pacing import (
     MICROS,
     MemoryPacer,
     Pacer,
+    Reserved,
     Sleep,
     Slot,
     ThrottlePolicy,
     check_rate,
+    drop_passed,
+    next_reserved,
     recovered_factor,
     throttled_rate,
 )
 
 BLOCK_SECONDS = 0.05
 MAX_BLOCK = 100
-_STALE = 0.001  # a slot this far in the past is dropped rather than started late
 
 _NOW = "(SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000) AS BIGINT) AS us)"
 _FACTOR = (
@@ -94,7 +96,7 @@ class DatabasePacer(Pacer):
         )
         self._clock = clock
         # Reserved slots: (when on our clock, when on the database server's, in seconds).
-        self._blocks: dict[str, deque[tuple[float, float]]] = {}
+        self._blocks: dict[str, Reserved] = {}
         self._known: set[str] = set()  # numbers whose row exists
 
     async def _autocommit(self) -> AsyncConnection:
@@ -137,19 +139,11 @@ class DatabasePacer(Pacer):
     ) -> Slot:
         check_rate(mps)
         slots = self._blocks.setdefault(channel_id, deque())
-        now = self._clock()
-        while slots and slots[0][0] < now - _STALE:
-            slots.popleft()  # passed unused: lost to us, never given late
+        drop_passed(slots, self._clock())  # passed unused: lost to us, never given late
         if not slots:
             block = max(1, min(MAX_BLOCK, round(mps * BLOCK_SECONDS)))
             await self._reserve(channel_id, mps, block)
-            now = self._clock()
-        start, on_server = slots[0]
-        wait = max(0.0, start - now)
-        if max_wait is not None and wait > max_wait:
-            return Slot(wait, on_server, False)
-        slots.popleft()
-        return Slot(wait, on_server, True)
+        return next_reserved(slots, self._clock(), max_wait)
 
     async def pair_slot(
         self, channel_id: str, phone: str, *, max_wait: float | None = None

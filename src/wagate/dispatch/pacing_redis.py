@@ -26,10 +26,13 @@ from wagate.dispatch.pacing import (
     DEFAULT_PAIR_INTERVAL,
     MICROS,
     Pacer,
+    Reserved,
     Sleep,
     Slot,
     ThrottlePolicy,
     check_rate,
+    drop_passed,
+    next_reserved,
     throttled_rate,
 )
 
@@ -130,9 +133,6 @@ leaves (pacing_share.MARGIN)."""
 MAX_BLOCK = 100
 MAX_CONNECTIONS = 32
 """Calls to Redis in flight per worker; the others wait for their turn."""
-STALE_SLOT = 0.001
-"""A reserved slot this far in the past is dropped rather than started late (the rate can be
-under-used, never exceeded)."""
 
 
 class RedisPacer(Pacer):
@@ -155,7 +155,7 @@ class RedisPacer(Pacer):
         super().__init__(pair_interval=pair_interval, pair_burst=pair_burst, sleep=sleep)
         self._clock = clock
         # Per number: the slots of its last block, (start on our clock, start on Redis's).
-        self._blocks: dict[str, deque[tuple[float, float]]] = {}
+        self._blocks: dict[str, Reserved] = {}
         self.throttle_policy = throttle or ThrottlePolicy()
         self.key_prefix = key_prefix
         # Sends call in hundreds at once (WAGATE_DISPATCH_CONCURRENCY); they take turns, first
@@ -198,27 +198,19 @@ class RedisPacer(Pacer):
     ) -> Slot:
         check_rate(mps)
         slots = self._blocks.setdefault(channel_id, deque())
-        now = self._clock()
-        while slots and slots[0][0] < now - STALE_SLOT:
-            slots.popleft()
+        drop_passed(slots, self._clock())
         if not slots:
             refused = await self._reserve_block(channel_id, mps, max_wait, slots)
             if refused is not None:
                 return refused
-            now = self._clock()
-        start, on_server = slots[0]
-        wait = max(0.0, start - now)
-        if max_wait is not None and wait > max_wait:
-            return Slot(wait, on_server, False)
-        slots.popleft()
-        return Slot(wait, on_server, True)
+        return next_reserved(slots, self._clock(), max_wait)
 
     async def _reserve_block(
         self,
         channel_id: str,
         mps: float,
         max_wait: float | None,
-        slots: deque[tuple[float, float]],
+        slots: Reserved,
     ) -> Slot | None:
         """Reserve the number's next block into `slots`; the refusal when its first slot would
         wait longer than `max_wait` (nothing reserved)."""
