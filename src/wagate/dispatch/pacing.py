@@ -47,28 +47,53 @@ class Slot:
     granted: bool
 
 
-Reserved = deque[tuple[float, float]]
-"""A number's send slots reserved ahead in blocks (`DatabasePacer`, `RedisPacer`), in order: each
-(its start on this process's monotonic clock, its start on the shared clock)."""
-
 STALE_SLOT = 0.001
 """A reserved slot this far in the past is dropped rather than started late: the rate can be
 under-used, never exceeded."""
 
 
-def drop_passed(slots: Reserved, now: float) -> None:
-    while slots and slots[0][0] < now - STALE_SLOT:
-        slots.popleft()
+class Reserved:
+    """A number's send slots reserved ahead in blocks (`DatabasePacer`, `RedisPacer`), handed
+    out in order: each is (its start on this process's monotonic clock, its start on the shared
+    clock). A block's starts are placed on our clock from when its answer came, and never before
+    the end of the block before it: an answer that came late (a busy event loop) must not let
+    the next block's first sends bunch up with the last ones of the one before."""
 
+    __slots__ = ("_end", "_slots")
 
-def next_reserved(slots: Reserved, now: float, max_wait: float | None) -> Slot:
-    """The first of `slots` (not empty), taken unless it would wait longer than `max_wait`."""
-    start, on_server = slots[0]
-    wait = max(0.0, start - now)
-    if max_wait is not None and wait > max_wait:
-        return Slot(wait, on_server, False)
-    slots.popleft()
-    return Slot(wait, on_server, True)
+    def __init__(self) -> None:
+        self._slots: deque[tuple[float, float]] = deque()
+        self._end = 0.0  # on our clock: one interval after the last slot placed
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def add(self, *, answered: float, now_us: int, first_us: int, interval_us: int, count: int
+            ) -> None:  # fmt: skip
+        """`count` slots from `first_us`, `interval_us` apart, on a shared clock that read
+        `now_us` for an answer that reached us at `answered`."""
+        first = max(answered + (first_us - now_us) / MICROS, self._end)
+        for n in range(count):
+            offset = n * interval_us
+            self._slots.append((first + offset / MICROS, (first_us + offset) / MICROS))
+        self._end = first + count * interval_us / MICROS
+
+    def clear(self) -> None:
+        """Give up the slots not handed out (those given stand, and still bound the next)."""
+        self._slots.clear()
+
+    def drop_passed(self, now: float) -> None:
+        while self._slots and self._slots[0][0] < now - STALE_SLOT:
+            self._slots.popleft()
+
+    def take(self, now: float, max_wait: float | None) -> Slot:
+        """The first slot (there is one), taken unless it would wait longer than `max_wait`."""
+        start, on_server = self._slots[0]
+        wait = max(0.0, start - now)
+        if max_wait is not None and wait > max_wait:
+            return Slot(wait, on_server, False)
+        self._slots.popleft()
+        return Slot(wait, on_server, True)
 
 
 @dataclass(frozen=True)

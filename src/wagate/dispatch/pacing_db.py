@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 
 from sqlalchemy import text
@@ -30,8 +29,6 @@ from wagate.dispatch.pacing import (
     Slot,
     ThrottlePolicy,
     check_rate,
-    drop_passed,
-    next_reserved,
     recovered_factor,
     throttled_rate,
 )
@@ -128,22 +125,24 @@ class DatabasePacer(Pacer):
         # Server time to ours, from when the answer came (a slot may start a little late for
         # the round trip, never early).
         answered = self._clock()
-        first = row.tat_us - count * row.interval_us
-        slots = self._blocks.setdefault(channel_id, deque())
-        for n in range(count):
-            start_us = first + n * row.interval_us
-            slots.append((answered + (start_us - row.now_us) / MICROS, start_us / MICROS))
+        self._blocks.setdefault(channel_id, Reserved()).add(
+            answered=answered,
+            now_us=row.now_us,
+            first_us=row.tat_us - count * row.interval_us,
+            interval_us=row.interval_us,
+            count=count,
+        )
 
     async def channel_slot(
         self, channel_id: str, mps: float, *, max_wait: float | None = None
     ) -> Slot:
         check_rate(mps)
-        slots = self._blocks.setdefault(channel_id, deque())
-        drop_passed(slots, self._clock())  # passed unused: lost to us, never given late
+        slots = self._blocks.setdefault(channel_id, Reserved())
+        slots.drop_passed(self._clock())  # passed unused: lost to us, never given late
         if not slots:
             block = max(1, min(MAX_BLOCK, round(mps * BLOCK_SECONDS)))
             await self._reserve(channel_id, mps, block)
-        return next_reserved(slots, self._clock(), max_wait)
+        return slots.take(self._clock(), max_wait)
 
     async def pair_slot(
         self, channel_id: str, phone: str, *, max_wait: float | None = None
@@ -166,7 +165,8 @@ class DatabasePacer(Pacer):
             )
         finally:
             await conn.close()
-        self._blocks.pop(channel_id, None)  # slots reserved at the old rate: not used
+        if channel_id in self._blocks:  # slots reserved at the old rate: not used
+            self._blocks[channel_id].clear()
 
     async def effective_rate(self, channel_id: str, mps: float) -> float:
         check_rate(mps)

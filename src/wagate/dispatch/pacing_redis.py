@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +30,6 @@ from wagate.dispatch.pacing import (
     Slot,
     ThrottlePolicy,
     check_rate,
-    drop_passed,
-    next_reserved,
     throttled_rate,
 )
 
@@ -197,13 +194,13 @@ class RedisPacer(Pacer):
         self, channel_id: str, mps: float, *, max_wait: float | None = None
     ) -> Slot:
         check_rate(mps)
-        slots = self._blocks.setdefault(channel_id, deque())
-        drop_passed(slots, self._clock())
+        slots = self._blocks.setdefault(channel_id, Reserved())
+        slots.drop_passed(self._clock())
         if not slots:
             refused = await self._reserve_block(channel_id, mps, max_wait, slots)
             if refused is not None:
                 return refused
-        return next_reserved(slots, self._clock(), max_wait)
+        return slots.take(self._clock(), max_wait)
 
     async def _reserve_block(
         self,
@@ -232,9 +229,13 @@ class RedisPacer(Pacer):
         wait_us, granted, starts_us, interval_us = (int(x) for x in reply)
         if not granted:
             return Slot(wait_us / MICROS, starts_us / MICROS, False)
-        for n in range(granted):
-            offset = n * interval_us
-            slots.append((answered + (wait_us + offset) / MICROS, (starts_us + offset) / MICROS))
+        slots.add(
+            answered=answered,
+            now_us=starts_us - wait_us,
+            first_us=starts_us,
+            interval_us=interval_us,
+            count=granted,
+        )
         return None
 
     async def pair_slot(
@@ -248,7 +249,8 @@ class RedisPacer(Pacer):
 
     async def throttled(self, channel_id: str) -> None:
         policy = self.throttle_policy
-        self._blocks.pop(channel_id, None)  # slots reserved at the old rate: not used
+        if channel_id in self._blocks:  # slots reserved at the old rate: not used
+            self._blocks[channel_id].clear()
         await self._run(
             [self.throttle_key(channel_id)],
             ["throttle", policy.cut, policy.recovery_per_second, round(policy.hold * MICROS)],
@@ -256,7 +258,8 @@ class RedisPacer(Pacer):
 
     async def hold(self, channel_id: str, seconds: float) -> None:
         """Start no send for the channel in the next `seconds` (slots already given stand)."""
-        self._blocks.pop(channel_id, None)
+        if channel_id in self._blocks:
+            self._blocks[channel_id].clear()
         await self._run([self.send_key(channel_id)], ["hold", max(0, round(seconds * MICROS))])
 
     async def ping(self) -> None:
