@@ -120,7 +120,9 @@ class TurnBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self._lines: list[str] = []
-        self._scheduled = False
+        # The loop a write is scheduled on (a loop closed before running it leaves it set, so
+        # another loop's line schedules its own).
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -135,8 +137,8 @@ class TurnBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             except RuntimeError:
                 loop = None
             if loop is not None:
-                if not self._scheduled:
-                    self._scheduled = True
+                if self._scheduled_on is not loop:
+                    self._scheduled_on = loop
                     loop.call_soon(self._write_waiting)
                 return
         self._write_waiting()
@@ -147,7 +149,7 @@ class TurnBatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _write_waiting(self) -> None:
         with self.lock or contextlib.nullcontext():
-            self._scheduled = False
+            self._scheduled_on = None
             if not self._lines:
                 return
             text = "".join(self._lines)

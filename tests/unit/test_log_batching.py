@@ -64,3 +64,25 @@ async def test_a_warning_is_written_at_once_after_the_lines_before_it(
 def test_lines_outside_an_event_loop_are_written_at_once(stream: CountingStream) -> None:
     logging.getLogger("wagate.store").info("migrated")
     assert _messages(stream) == ["migrated"]
+
+
+def test_a_loop_stopped_before_its_write_does_not_hold_up_the_next(
+    stream: CountingStream,
+) -> None:
+    async def log_and_stop() -> None:
+        logging.getLogger("wagate.http").info("first loop")
+        asyncio.get_running_loop().stop()  # ends before the turn's write runs
+
+    first = asyncio.new_event_loop()
+    task = first.create_task(log_and_stop())
+    first.run_forever()
+    first.close()
+    assert task.done()
+    assert stream.getvalue() == ""
+
+    async def log() -> None:
+        logging.getLogger("wagate.http").info("second loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(log())
+    assert _messages(stream) == ["first loop", "second loop"]

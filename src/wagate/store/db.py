@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from wagate.secret_box import SecretBox
-from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_inline
+from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_busy, is_inline
 
 log = logging.getLogger("wagate.store")
 
@@ -353,9 +353,7 @@ class DirectWriter:
                     await self._drop(conn)
                 raise
             try:
-                if alone:
-                    driver.commit()
-                else:
+                if not alone or not _committed_here(driver):
                     await inline.commit()
             except BaseException:
                 # Whatever happened (a failed fsync, or this task cancelled while the thread
@@ -378,6 +376,18 @@ class DirectWriter:
         self._conn = self._inline = None
         with contextlib.suppress(Exception):
             await conn.invalidate()
+
+
+def _committed_here(driver: sqlite3.Connection) -> bool:
+    """COMMIT on the event loop; False when SQLite refused it for a lock another process holds
+    (the transaction stays open: COMMIT is then run again in the thread, where it may wait)."""
+    try:
+        driver.commit()
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        return False
+    return True
 
 
 def _checkpoint(path: str) -> None:
