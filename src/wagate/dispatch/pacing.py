@@ -68,8 +68,9 @@ class Reserved:
     def __bool__(self) -> bool:
         return bool(self._slots)
 
-    def add(self, *, answered: float, now_us: int, first_us: int, interval_us: int, count: int
-            ) -> None:  # fmt: skip
+    def add(
+        self, *, answered: float, now_us: int, first_us: int, interval_us: int, count: int
+    ) -> None:
         """`count` slots from `first_us`, `interval_us` apart, on a shared clock that read
         `now_us` for an answer that reached us at `answered`."""
         first = max(answered + (first_us - now_us) / MICROS, self._end)
