@@ -274,6 +274,84 @@ async def test_a_claim_reads_the_same_however_many_events_a_failing_receiver_has
     assert work[20_000] <= work[200] * 1.2, work
 
 
+async def _delivered_heads_work(url: str, waiting: int) -> int:
+    """Acme has `waiting` events pending, each in its own lane (a receiver slower than the
+    traffic); 8 of them are claimed and delivered. How much recording those 8 reads: their lanes
+    have nothing left and go (tests/support/query_work.py)."""
+    migrate(url)
+    engine = make_async_engine(url)
+    now = SystemClock().now()
+    claim_args: dict[str, Any] = {"lease": timedelta(seconds=60), "give_up_after": 90000.0}
+    try:
+        async with write_tx(engine) as conn:
+            account = await account_store.create_account(conn, name="acme", now=now)
+            channel = await account_store.add_channel(
+                conn, account_id=account["id"], phone_number_id="111", waba_id="w",
+                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+                mps=80, now=now,
+            )  # fmt: skip
+            await callback_log.set_callback(
+                conn, account_id=account["id"], url="https://acme.example/events"
+            )
+        received = [
+            (channel, InboundMessage("111", f"1415{n:07d}", f"w.{n}", now, "text", text="hi"))
+            for n in range(waiting)
+        ]
+        for i in range(0, len(received), 1000):
+            async with write_tx(engine) as conn:
+                await callback_store.enqueue_inbound_events(conn, received[i : i + 1000], now=now)
+        async with write_tx(engine) as conn:  # every event takes its lane
+            while await conn.scalar(text("SELECT count(*) FROM callback_arrivals")):
+                await callback_claims.claim(
+                    conn, owner="w", now=now, limit=0, account_cap=8, in_flight={}, **claim_args
+                )
+        async with write_tx(engine) as conn:
+            claimed = await callback_claims.claim(
+                conn, owner="w", now=now, limit=8, account_cap=8, in_flight={}, **claim_args
+            )
+        seqs = [d.seq for d in claimed.deliveries]
+        assert len(seqs) == 8
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:  # the statistics autovacuum would gather
+                await conn.execute(text("ANALYZE"))
+                await conn.commit()
+        delivered = [
+            Attempt(seq, delivered=True, status_code=200, account_id=account["id"], started_at=now)
+            for seq in seqs
+        ]
+        async with engine.connect() as conn:
+            await conn.begin()
+            _, work = await work_of(
+                conn,
+                lambda: callback_claims.record_attempts(
+                    conn, owner="w", attempts=delivered, now=now, policy=RetryPolicy(),
+                    rng=random.Random(1),
+                ),
+            )  # fmt: skip
+            lanes = await conn.scalar(text("SELECT count(*) FROM callback_lanes"))
+            await conn.rollback()
+        assert lanes == waiting - 8  # the delivered heads' lanes went; the others stay
+        return work
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_a_delivery_moves_its_lane_on_reading_the_same_however_many_events_wait(
+    kind: str, tmp_path: Path
+) -> None:
+    """Recording delivered events costs what they are, not what waits behind other lanes: with
+    20,000 events pending it reads what it reads with 200. (Before, SQLite learnt that a lane had
+    nothing left by reading every pending event: a receiver slower than the traffic made each
+    delivery dearer, and the sender fell further behind.)"""
+    work = {}
+    for waiting in (200, 20_000):
+        with fresh_database(kind, tmp_path / str(waiting)) as url:
+            work[waiting] = await _delivered_heads_work(url, waiting)
+    print(f"\nrecording 8 delivered callbacks, work by events waiting: {work}")
+    assert work[20_000] <= work[200] * 1.2, work
+
+
 async def test_a_lane_whose_head_retention_removed_goes_on_with_the_rest(
     database_url: str, tmp_path: Path
 ) -> None:
