@@ -5,17 +5,23 @@ deleted message. SQLite and PostgreSQL, with a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text, update
 
+from tests.support.databases import fresh_database
 from tests.support.harness import Harness, running_gateway
+from tests.support.query_work import work_of
 from wagate.clock import ManualClock
 from wagate.config import Settings
 from wagate.dispatch.pruner import Pruner
-from wagate.store.db import make_async_engine, write_tx
+from wagate.store import accounts as account_store
+from wagate.store.db import make_async_engine, migrate, write_tx
+from wagate.store.retention import prune_messages
 from wagate.store.tables import (
     accounts,
     callback_deliveries,
@@ -221,3 +227,75 @@ async def test_the_dispatcher_prunes_in_the_background(database_url: str, tmp_pa
         else:
             raise AssertionError("the background pruner never deleted the old message")
         assert await _orphans(gateway) == 0
+
+
+async def _pruning_work(url: str, stored: int) -> int:
+    """8 finished messages a month old, each with its 3 status callbacks, and `stored` callbacks
+    of younger messages kept beside them. How much pruning the 8 reads
+    (tests/support/query_work.py)."""
+    migrate(url)
+    engine = make_async_engine(url)
+    now = ManualClock().now()
+    old, young = now - timedelta(days=40), now - timedelta(hours=1)
+    try:
+        async with write_tx(engine) as conn:
+            account = await account_store.create_account(conn, name="acme", now=old)
+            channel = await account_store.add_channel(
+                conn, account_id=account["id"], phone_number_id="111", waba_id="w",
+                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+                mps=80, now=old,
+            )  # fmt: skip
+            await conn.execute(
+                messages.insert(),
+                [
+                    {"id": f"msg_old{n:04d}", "account_id": account["id"],
+                     "channel_id": channel.id, "phone": OLD, "type": "text",
+                     "content": {"text": "hi"}, "metadata": {}, "status": "read",
+                     "created_at": old, "updated_at": old}
+                    for n in range(8)
+                ],
+            )  # fmt: skip
+
+        def event(n: int, message_id: str, at: datetime) -> dict[str, Any]:
+            return {"id": f"cb_{message_id}_{n}", "account_id": account["id"],
+                    "type": "message.status", "lane": message_id, "message_id": message_id,
+                    "payload": json.loads('{"status": "read"}'), "status": "delivered",
+                    "available_at": at, "created_at": at}  # fmt: skip
+
+        rows = [event(n, f"msg_old{m:04d}", old) for m in range(8) for n in range(3)]
+        rows += [event(n % 3, f"msg_new{n // 3:06d}", young) for n in range(stored)]
+        for i in range(0, len(rows), 2000):
+            async with write_tx(engine) as conn:
+                await conn.execute(callback_deliveries.insert(), rows[i : i + 2000])
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:  # the statistics autovacuum would gather
+                await conn.execute(text("ANALYZE"))
+                await conn.commit()
+        async with engine.connect() as conn:
+            await conn.begin()
+            deleted, work = await work_of(
+                conn, lambda: prune_messages(conn, now - timedelta(days=30), 100)
+            )
+            left = await conn.scalar(select(func.count()).select_from(callback_deliveries))
+            await conn.rollback()
+        assert deleted == 8
+        assert left == stored  # the old messages' callbacks went with them, the rest stay
+        return work
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_pruning_a_message_reads_its_own_callbacks_not_all_of_them(
+    kind: str, tmp_path: Path
+) -> None:
+    """A batch of old messages goes with its status callbacks through an index: with 20,000
+    younger callbacks stored it reads what it reads with 200. (Before, it found them by lane,
+    which no full index covers: every batch read the whole callback table, holding the write
+    lock the while.)"""
+    work = {}
+    for stored in (200, 20_000):
+        with fresh_database(kind, tmp_path / str(stored)) as url:
+            work[stored] = await _pruning_work(url, stored)
+    print(f"\npruning 8 messages, work by callbacks stored: {work}")
+    assert work[20_000] <= work[200] * 1.2, work

@@ -95,7 +95,7 @@ _QUEUED = select(outbox.c.message_id).where(
 _MESSAGE_DELETES = (
     delete(message_events).where(message_events.c.message_id.in_(bindparam("ids", expanding=True))),
     delete(callback_deliveries).where(
-        callback_deliveries.c.lane.in_(bindparam("ids", expanding=True))
+        callback_deliveries.c.message_id.in_(bindparam("ids", expanding=True))
     ),
     delete(idempotency_keys).where(
         idempotency_keys.c.message_id.in_(bindparam("ids", expanding=True))

@@ -343,6 +343,13 @@ callback_deliveries = Table(
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
+    # A message's status callbacks, deleted with it by retention (inbound events have none).
+    Index(
+        "ix_callback_deliveries_message_id",
+        "message_id",
+        sqlite_where=text("message_id IS NOT NULL"),
+        postgresql_where=text("message_id IS NOT NULL"),
+    ),
 )
 
 # Events queued but not yet placed in their lane: written with the event (a plain insert, so the
