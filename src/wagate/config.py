@@ -51,9 +51,11 @@ class Settings(BaseSettings):
     callback_give_up_after: float = Field(
         default=25 * 3600.0, ge=0, description="seconds a callback is retried, then a dead letter"
     )
-    callback_concurrency: int = Field(default=32, ge=1, description="callbacks in flight at once")
+    # One account's callbacks go out at about account_concurrency ÷ its receiver's answer time
+    # (64 ÷ 50 ms: 1,280 a second): a campaign at 1,000 messages/s brings 3,000 statuses/s.
+    callback_concurrency: int = Field(default=256, ge=1, description="callbacks in flight at once")
     callback_account_concurrency: int = Field(
-        default=8, ge=1, description="callbacks in flight at once to one account's receiver"
+        default=64, ge=1, description="callbacks in flight at once to one account's receiver"
     )
     sandbox_status_delay: float = Field(
         default=1.5,

@@ -103,6 +103,25 @@ async def test_a_hanging_receiver_holds_only_its_accounts_share_of_the_slots(
         assert healthy.rejected == []
 
 
+async def test_a_slow_receiver_is_sent_its_accounts_share_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A receiver that takes half a second to answer gets 64 callbacks at once (the default
+    share), not a handful: one account's callbacks keep up with a campaign's statuses. (With 8
+    at once, the retention benchmark's receiver on this machine fell behind 40 messages/s.)"""
+    async with running_gateway(database_url, tmp_path / "data") as gateway:
+        share = gateway.settings.callback_account_concurrency
+        assert share == 64
+        receiver = Receiver(answer_after=0.5)
+        with receiving(receiver, free_port()) as url:
+            receiver.secret = await set_callback(gateway, url)
+            phones = [f"+1415555{8000 + n:04d}" for n in range(100)]
+            await _customers_write(gateway, await gateway.sandbox_channel(), phones)
+            await eventually(lambda: len(receiver.events()) == 100, timeout=20.0)
+        assert receiver.most_in_flight == share
+        assert receiver.rejected == []
+
+
 async def _account_state(gateway: Harness) -> Any:
     async with gateway.engine.connect() as conn:
         return (await conn.execute(select(callback_accounts))).one()
