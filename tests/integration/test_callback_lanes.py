@@ -21,7 +21,7 @@ from tests.support.callback_receiver import Receiver, receiving
 from tests.support.databases import fresh_database
 from tests.support.harness import Harness, running_gateway
 from tests.support.processes import free_port
-from tests.support.query_work import work_of
+from tests.support.query_work import acme, work_of, work_undone
 from wagate.clock import ManualClock, SystemClock
 from wagate.domain.callbacks import RetryPolicy, iso
 from wagate.domain.models import InboundMessage
@@ -302,13 +302,8 @@ async def _delivered_heads_work(url: str, waiting: int) -> int:
     now = SystemClock().now()
     claim_args: dict[str, Any] = {"lease": timedelta(seconds=60), "give_up_after": 90000.0}
     try:
+        account, channel = await acme(engine, now)
         async with write_tx(engine) as conn:
-            account = await account_store.create_account(conn, name="acme", now=now)
-            channel = await account_store.add_channel(
-                conn, account_id=account["id"], phone_number_id="111", waba_id="w",
-                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
-                mps=80, now=now,
-            )  # fmt: skip
             await callback_log.set_callback(
                 conn, account_id=account["id"], url="https://acme.example/events"
             )
@@ -328,27 +323,20 @@ async def _delivered_heads_work(url: str, waiting: int) -> int:
             claimed = await callback_claims.claim(
                 conn, owner="w", now=now, limit=8, account_cap=8, in_flight={}, **claim_args
             )
-        seqs = [d.seq for d in claimed.deliveries]
-        assert len(seqs) == 8
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as conn:  # the statistics autovacuum would gather
-                await conn.execute(text("ANALYZE"))
-                await conn.commit()
+        assert len(claimed.deliveries) == 8
         delivered = [
-            Attempt(seq, delivered=True, status_code=200, account_id=account["id"], started_at=now)
-            for seq in seqs
-        ]
-        async with engine.connect() as conn:
-            await conn.begin()
-            _, work = await work_of(
-                conn,
-                lambda: callback_claims.record_attempts(
-                    conn, owner="w", attempts=delivered, now=now, policy=RetryPolicy(),
-                    rng=random.Random(1),
-                ),
-            )  # fmt: skip
-            lanes = await conn.scalar(text("SELECT count(*) FROM callback_lanes"))
-            await conn.rollback()
+            Attempt(d.seq, delivered=True, status_code=200, account_id=d.account_id,
+                    started_at=now)
+            for d in claimed.deliveries
+        ]  # fmt: skip
+        rng = random.Random(1)
+        _, work, lanes = await work_undone(
+            engine,
+            lambda conn: callback_claims.record_attempts(
+                conn, owner="w", attempts=delivered, now=now, policy=RetryPolicy(), rng=rng
+            ),
+            lambda conn: conn.scalar(text("SELECT count(*) FROM callback_lanes")),
+        )
         assert lanes == waiting - 8  # the delivered heads' lanes went; the others stay
         return work
     finally:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.support.databases import fresh_database
-from tests.support.query_work import work_of
+from tests.support.query_work import work_undone
 from wagate.clock import SystemClock
 from wagate.domain.messages import parse_send_request
 from wagate.domain.models import InboundMessage, Status
@@ -218,17 +218,10 @@ async def _claim_work(database_url: str, *, recipients: int, per_recipient: int)
     now = SystemClock().now()
     try:
         await _queue_backlog(engine, recipients=recipients, per_recipient=per_recipient, now=now)
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as conn:  # the statistics autovacuum would gather
-                await conn.execute(text("ANALYZE"))
-                await conn.commit()
-        async with engine.connect() as conn:
-            await conn.begin()
-            claimed, work = await work_of(
-                conn,
-                lambda: claim(conn, owner="w", now=now, lease=timedelta(seconds=30), limit=64),
-            )
-            await conn.rollback()
+        claimed, work, _ = await work_undone(
+            engine,
+            lambda conn: claim(conn, owner="w", now=now, lease=timedelta(seconds=30), limit=64),
+        )
         assert len(claimed) == 64
         return work
     finally:

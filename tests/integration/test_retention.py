@@ -5,7 +5,6 @@ deleted message. SQLite and PostgreSQL, with a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,10 @@ from sqlalchemy import func, select, text, update
 
 from tests.support.databases import fresh_database
 from tests.support.harness import Harness, running_gateway
-from tests.support.query_work import work_of
+from tests.support.query_work import acme, work_undone
 from wagate.clock import ManualClock
 from wagate.config import Settings
 from wagate.dispatch.pruner import Pruner
-from wagate.store import accounts as account_store
 from wagate.store.db import make_async_engine, migrate, write_tx
 from wagate.store.retention import prune_messages
 from wagate.store.tables import (
@@ -238,13 +236,8 @@ async def _pruning_work(url: str, stored: int) -> int:
     now = ManualClock().now()
     old, young = now - timedelta(days=40), now - timedelta(hours=1)
     try:
+        account, channel = await acme(engine, old)
         async with write_tx(engine) as conn:
-            account = await account_store.create_account(conn, name="acme", now=old)
-            channel = await account_store.add_channel(
-                conn, account_id=account["id"], phone_number_id="111", waba_id="w",
-                access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
-                mps=80, now=old,
-            )  # fmt: skip
             await conn.execute(
                 messages.insert(),
                 [
@@ -259,7 +252,7 @@ async def _pruning_work(url: str, stored: int) -> int:
         def event(n: int, message_id: str, at: datetime) -> dict[str, Any]:
             return {"id": f"cb_{message_id}_{n}", "account_id": account["id"],
                     "type": "message.status", "lane": message_id, "message_id": message_id,
-                    "payload": json.loads('{"status": "read"}'), "status": "delivered",
+                    "payload": {"status": "read"}, "status": "delivered",
                     "available_at": at, "created_at": at}  # fmt: skip
 
         rows = [event(n, f"msg_old{m:04d}", old) for m in range(8) for n in range(3)]
@@ -267,17 +260,11 @@ async def _pruning_work(url: str, stored: int) -> int:
         for i in range(0, len(rows), 2000):
             async with write_tx(engine) as conn:
                 await conn.execute(callback_deliveries.insert(), rows[i : i + 2000])
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as conn:  # the statistics autovacuum would gather
-                await conn.execute(text("ANALYZE"))
-                await conn.commit()
-        async with engine.connect() as conn:
-            await conn.begin()
-            deleted, work = await work_of(
-                conn, lambda: prune_messages(conn, now - timedelta(days=30), 100)
-            )
-            left = await conn.scalar(select(func.count()).select_from(callback_deliveries))
-            await conn.rollback()
+        deleted, work, left = await work_undone(
+            engine,
+            lambda conn: prune_messages(conn, now - timedelta(days=30), 100),
+            lambda conn: conn.scalar(select(func.count()).select_from(callback_deliveries)),
+        )
         assert deleted == 8
         assert left == stored  # the old messages' callbacks went with them, the rest stay
         return work

@@ -4,10 +4,15 @@ machine): SQLite's virtual-machine steps, or the table rows PostgreSQL read."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wagate.store import accounts as account_store
+from wagate.store.accounts import Channel
+from wagate.store.db import write_tx
 
 T = TypeVar("T")
 
@@ -42,3 +47,35 @@ async def work_of(conn: AsyncConnection, work: Callable[[], Awaitable[T]]) -> tu
     result = await work()
     after = int((await conn.execute(_PG_READ)).scalar_one())
     return result, after - before
+
+
+async def acme(engine: AsyncEngine, now: datetime) -> tuple[dict[str, Any], Channel]:
+    """A tenant to fill with rows: the account `acme` and its number (phone number id 111)."""
+    async with write_tx(engine) as conn:
+        account = await account_store.create_account(conn, name="acme", now=now)
+        channel = await account_store.add_channel(
+            conn, account_id=account["id"], phone_number_id="111", waba_id="w",
+            access_token="t", app_secret="s", verify_token="v", graph_url="http://x",
+            mps=80, now=now,
+        )  # fmt: skip
+    return account, channel
+
+
+async def work_undone(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    then: Callable[[AsyncConnection], Awaitable[Any]] | None = None,
+) -> tuple[T, int, Any]:
+    """`work` on a filled database, counted (`work_of`), in a transaction rolled back after
+    `then` has looked at what it did; on PostgreSQL after the statistics autovacuum would
+    have gathered (ANALYZE)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE"))
+            await conn.commit()
+    async with engine.connect() as conn:
+        await conn.begin()
+        result, count = await work_of(conn, lambda: work(conn))
+        seen = await then(conn) if then is not None else None
+        await conn.rollback()
+    return result, count, seen
