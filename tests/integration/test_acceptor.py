@@ -27,6 +27,7 @@ from wagate.store.accept_rows_sqlite import DirectRows
 from wagate.store.accepts import AcceptRequest, accept_batch, accept_rows
 from wagate.store.db import DirectWriter, _write_lock, make_async_engine, migrate, write_tx
 from wagate.store.idempotency import Replayed
+from wagate.store.sqlite_inline import CHECKPOINT_INTERVAL, file_state
 from wagate.store.statuses import record_inbound
 from wagate.store.tables import messages
 
@@ -280,6 +281,13 @@ async def test_both_ways_of_accepting_store_the_same_rows(tmp_path: Path) -> Non
             await engine.dispose()
 
 
+async def _checkpointed(database: str) -> None:
+    """Wait for the checkpoint the last commit started."""
+    checkpoint = file_state(database).checkpoint
+    assert checkpoint is not None
+    await checkpoint
+
+
 async def test_the_write_ahead_log_is_checkpointed_beside_the_accepts(
     sqlite_engine: AsyncEngine,
 ) -> None:
@@ -292,14 +300,13 @@ async def test_the_write_ahead_log_is_checkpointed_beside_the_accepts(
     database = str(sqlite_engine.url.database)
     try:
         await acceptor.accept(_send(token, phone=OPEN[0], message="first"))
-        assert acceptor._direct is not None and acceptor._direct._checkpoint is not None
-        await acceptor._direct._checkpoint
+        await _checkpointed(database)
         before = os.stat(database).st_size  # the database file, not its log
         for n in range(30):
             await acceptor.accept(_send(token, phone=OPEN[n % 2], message=f"m{n}"))
-        await asyncio.sleep(DirectWriter.CHECKPOINT_INTERVAL)
+        await asyncio.sleep(CHECKPOINT_INTERVAL)
         await acceptor.accept(_send(token, phone=OPEN[0], message="last"))
-        await acceptor._direct._checkpoint
+        await _checkpointed(database)
         assert os.stat(database).st_size > before
         with sqlite3.connect(database) as check:
             assert check.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from wagate.secret_box import SecretBox
-from wagate.store.sqlite_inline import InlineConnection, inline_connector, is_busy, is_inline
+from wagate.store.sqlite_inline import (
+    InlineConnection,
+    file_state,
+    in_thread,
+    inline_connector,
+    is_inline,
+)
 
 log = logging.getLogger("wagate.store")
 
@@ -272,10 +278,22 @@ async def write_tx(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             yield conn
         return
-    async with _write_lock(engine), engine.connect() as conn:
-        await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
-            yield conn
+    lock = _write_lock(engine)
+    await lock.acquire()
+    held = True
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(sqlite_immediate=True)
+            async with conn.begin():
+                yield conn
+            # Committed: the next writer may go. Giving the connection back to the pool takes
+            # turns of the event loop (SQLAlchemy closes it in a task of its own), 2 ms at the
+            # median on a busy 2-core machine, which the lock no longer waits for.
+            held = False
+            lock.release()
+    finally:
+        if held:
+            lock.release()
 
 
 def runs_inline(engine: AsyncEngine) -> bool:
@@ -290,17 +308,10 @@ class DirectWriter:
 
     Through SQLAlchemy and aiosqlite a statement costs 50-90 µs of CPU, checking a connection
     out of the pool and back ~60 µs; straight on the driver a statement costs 2-5 µs. For a
-    request that commits alone that was most of its time. COMMIT (the fsync) runs in the
-    connection's thread, and so does BEGIN when another process holds the lock.
-
-    Its commits never checkpoint the write-ahead log: SQLite's automatic checkpoint runs inside
-    the COMMIT that crosses 1,000 pages (copying them into the database and fsyncing it), while
-    every writer of the process waits behind it. Instead, at most once every
-    `CHECKPOINT_INTERVAL` seconds after its commits, a PASSIVE checkpoint runs on a connection of
-    its own in a worker thread, which lets writers go on. (The other connections keep SQLite's
-    automatic checkpoints: a process without an acceptor still keeps its log short.)"""
-
-    CHECKPOINT_INTERVAL = 1.0
+    request that commits alone that was most of its time. A batch's COMMIT (the fsync) runs in
+    the connection's thread, so the loop reads the next requests meanwhile; a lone request's as
+    every inline connection's (store/sqlite_inline.py: on the loop while the disk is quick).
+    BEGIN runs in the thread when another process holds the lock."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         if not runs_inline(engine):
@@ -309,23 +320,23 @@ class DirectWriter:
         self._path = str(engine.url.database)
         self._conn: AsyncConnection | None = None
         self._inline: InlineConnection | None = None
-        self._checkpoint: asyncio.Future[None] | None = None
-        self._checkpointed_at = 0.0
 
     async def aclose(self) -> None:
         async with _write_lock(self.engine):
             if self._conn is not None:
                 # Not back to the pool: it does not checkpoint, as other connections must.
                 await self._drop(self._conn)
-        if self._checkpoint is not None:
+        checkpoint = file_state(self._path).checkpoint
+        if checkpoint is not None:
             with contextlib.suppress(Exception):
-                await self._checkpoint
+                await checkpoint
 
     async def _connection(self) -> tuple[AsyncConnection, InlineConnection]:
         if self._conn is None or self._inline is None:
             conn = await self.engine.connect()
             inline = (await conn.get_raw_connection()).driver_connection
             assert isinstance(inline, InlineConnection)
+            # Its commits leave checkpoints to a thread (store/sqlite_inline.py).
             inline.driver.execute("PRAGMA wal_autocheckpoint=0").close()
             self._conn, self._inline = conn, inline
         return self._conn, self._inline
@@ -333,7 +344,7 @@ class DirectWriter:
     @asynccontextmanager
     async def transaction(self, *, alone: bool = False) -> AsyncIterator[sqlite3.Connection]:
         """`alone`: nothing else waits to be stored, so the COMMIT (its fsync, ~0.2 ms on a
-        local disk) runs right here on the event loop: handing it to the connection's thread
+        local disk) may run right here on the event loop: handing it to the connection's thread
         and being woken again costs a lone request more than the fsync itself. Batches gathered
         under load commit in the thread, so the loop reads the next requests meanwhile."""
         async with _write_lock(self.engine).urgent():
@@ -353,51 +364,19 @@ class DirectWriter:
                     await self._drop(conn)
                 raise
             try:
-                if not alone or not _committed_here(driver):
+                if alone:
                     await inline.commit()
+                else:
+                    with in_thread():
+                        await inline.commit()
             except BaseException:
                 # Whatever happened (a failed fsync, or this task cancelled while the thread
                 # still commits), the connection is not used again: it is closed, by its own
                 # thread once the commit is done, and the next transaction opens another.
                 await self._drop(conn)
                 raise
-        self._maybe_checkpoint()
-
-    def _maybe_checkpoint(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._checkpoint is not None and not self._checkpoint.done():
-            return
-        if loop.time() - self._checkpointed_at < self.CHECKPOINT_INTERVAL:
-            return
-        self._checkpointed_at = loop.time()
-        self._checkpoint = loop.run_in_executor(None, _checkpoint, self._path)
 
     async def _drop(self, conn: AsyncConnection) -> None:
         self._conn = self._inline = None
         with contextlib.suppress(Exception):
             await conn.invalidate()
-
-
-def _committed_here(driver: sqlite3.Connection) -> bool:
-    """COMMIT on the event loop; False when SQLite refused it for a lock another process holds
-    (the transaction stays open: COMMIT is then run again in the thread, where it may wait)."""
-    try:
-        driver.commit()
-    except sqlite3.OperationalError as exc:
-        if not is_busy(exc):
-            raise
-        return False
-    return True
-
-
-def _checkpoint(path: str) -> None:
-    """A PASSIVE checkpoint (in a worker thread): copies what it can of the log into the
-    database without waiting for, or holding up, readers and writers."""
-    try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:  # the next one tries again
-        log.warning("checkpoint of %s failed: %s", path, exc)
