@@ -18,10 +18,9 @@ from sqlalchemy import select, text
 
 from tests.integration.test_callbacks import deliveries, eventually, set_callback
 from tests.support.callback_receiver import Receiver, receiving
-from tests.support.databases import fresh_database
 from tests.support.harness import Harness, running_gateway
 from tests.support.processes import free_port
-from tests.support.query_work import acme, work_of, work_undone
+from tests.support.query_work import acme, work_by_size, work_of, work_undone
 from wagate.clock import ManualClock, SystemClock
 from wagate.domain.callbacks import RetryPolicy, iso
 from wagate.domain.models import InboundMessage
@@ -285,10 +284,7 @@ async def test_a_claim_reads_the_same_however_many_events_a_failing_receiver_has
     """While Acme's receiver is down, a claim passes over its account, not over each of its
     waiting events: 20,000 of them cost it what 200 do (before, every claim stepped over every
     due event blocked behind a lane's head, and every head was tried at its own retry)."""
-    work = {}
-    for waiting in (200, 20_000):
-        with fresh_database(kind, tmp_path / str(waiting)) as url:
-            work[waiting] = await _failing_account_backlog(url, waiting)
+    work = await work_by_size(kind, tmp_path, _failing_account_backlog)
     print(f"\ncallback claim of 8, work by events waiting for a failing receiver: {work}")
     assert work[20_000] <= work[200] * 1.2, work
 
@@ -351,10 +347,7 @@ async def test_a_delivery_moves_its_lane_on_reading_the_same_however_many_events
     20,000 events pending it reads what it reads with 200. (Before, SQLite learnt that a lane had
     nothing left by reading every pending event: a receiver slower than the traffic made each
     delivery dearer, and the sender fell further behind.)"""
-    work = {}
-    for waiting in (200, 20_000):
-        with fresh_database(kind, tmp_path / str(waiting)) as url:
-            work[waiting] = await _delivered_heads_work(url, waiting)
+    work = await work_by_size(kind, tmp_path, _delivered_heads_work)
     print(f"\nrecording 8 delivered callbacks, work by events waiting: {work}")
     assert work[20_000] <= work[200] * 1.2, work
 

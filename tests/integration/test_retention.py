@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from tests.support.databases import fresh_database
 from tests.support.harness import Harness, running_gateway
-from tests.support.query_work import acme, work_undone
+from tests.support.query_work import acme, work_by_size, work_undone
 from wagate.clock import ManualClock
 from wagate.config import Settings
 from wagate.dispatch.pruner import Pruner
@@ -280,9 +279,6 @@ async def test_pruning_a_message_reads_its_own_callbacks_not_all_of_them(
     younger callbacks stored it reads what it reads with 200. (Before, it found them by lane,
     which no full index covers: every batch read the whole callback table, holding the write
     lock the while.)"""
-    work = {}
-    for stored in (200, 20_000):
-        with fresh_database(kind, tmp_path / str(stored)) as url:
-            work[stored] = await _pruning_work(url, stored)
+    work = await work_by_size(kind, tmp_path, _pruning_work)
     print(f"\npruning 8 messages, work by callbacks stored: {work}")
     assert work[20_000] <= work[200] * 1.2, work

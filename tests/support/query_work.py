@@ -3,13 +3,15 @@ machine): SQLite's virtual-machine steps, or the table rows PostgreSQL read."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tests.support.databases import fresh_database
 from wagate.store import accounts as account_store
 from wagate.store.accounts import Channel
 from wagate.store.db import write_tx
@@ -79,3 +81,18 @@ async def work_undone(
         seen = await then(conn) if then is not None else None
         await conn.rollback()
     return result, count, seen
+
+
+async def work_by_size(
+    kind: str,
+    root: Path,
+    measure: Callable[[str, int], Awaitable[int]],
+    sizes: Sequence[int] = (200, 20_000),
+) -> dict[int, int]:
+    """`measure(url, size)` on a fresh database of `kind` ("sqlite" or "postgresql") for each
+    size of what waits or is stored: the work it counted at each."""
+    work = {}
+    for size in sizes:
+        with fresh_database(kind, root / str(size)) as url:
+            work[size] = await measure(url, size)
+    return work
