@@ -1159,6 +1159,27 @@ def test_a_sender_over_the_limit_for_a_second_is_refused(over: float) -> None:
     assert len(accepted) <= 100 * 5 + 1
 
 
+def test_the_pair_limit_forgets_customers_whose_allowance_refilled() -> None:
+    """A campaign to many customers leaves nothing behind once their pair allowance refills
+    (the sandbox runs inside `wagate serve`), and a customer still inside it stays limited."""
+    faults = Faults(None, 6.0, 2)  # Meta's pair rate: one per 6 s, a burst of 2
+    for i in range(20_000):
+        faults.check_limits(f"1415{i:07d}", now=100.0 + i / 1000)
+    assert faults.tracked_pairs == 20_000
+    swept_at = 100.0 + Faults.SWEEP_EVERY
+    busy = "14150000001"
+    faults.check_limits(busy, now=swept_at - 0.3)
+    faults.check_limits(busy, now=swept_at - 0.2)  # its burst of two, spent
+    with pytest.raises(GraphError) as refused:
+        faults.check_limits(busy, now=swept_at - 0.1)
+    assert refused.value.code == 131056
+    # A minute on, everyone else's allowance is full again: the sweep forgets them.
+    faults.check_limits("19999999999", now=swept_at)
+    assert faults.tracked_pairs == 2  # the busy customer, and the newcomer
+    with pytest.raises(GraphError):
+        faults.check_limits(busy, now=swept_at + 0.1)
+
+
 async def test_mark_as_read(client: httpx.AsyncClient) -> None:
     wamid = (await reply(client, text="hi"))["wamid"]
     body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}

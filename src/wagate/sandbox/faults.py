@@ -534,6 +534,7 @@ class Faults:
         self._next_id = 1
         self._recent: deque[float] = deque()
         self._pairs: dict[str, tuple[float, float]] = {}
+        self._swept: float | None = None
 
     # --- injected faults ------------------------------------------------------------------
 
@@ -605,6 +606,28 @@ class Faults:
             return None
         return max(self.throughput, math.floor(self.throughput * (1 + self.throughput_tolerance)))
 
+    # Recipients whose pair allowance has refilled are forgotten at most this often (clock
+    # seconds): a campaign to a million customers must not leave a million entries behind.
+    SWEEP_EVERY = 60.0
+
+    @property
+    def tracked_pairs(self) -> int:
+        """How many recipients the pair limit remembers (full allowances go at the next sweep)."""
+        return len(self._pairs)
+
+    def _sweep_pairs(self, now: float, interval: float) -> None:
+        if self._swept is None:
+            self._swept = now
+        if now - self._swept < self.SWEEP_EVERY:
+            return
+        self._swept = now
+        burst = float(self.pair_burst)
+        self._pairs = {
+            wa_id: (tokens, last)
+            for wa_id, (tokens, last) in self._pairs.items()
+            if tokens + (now - last) / interval < burst
+        }
+
     def check_limits(self, wa_id: str, now: float | None = None) -> None:
         """Raise Meta's throttling error if this send would exceed a limit; else count it.
 
@@ -630,6 +653,7 @@ class Faults:
             if len(self._recent) >= limit:
                 raise graph.throughput_reached()
         if self.pair_interval is not None:
+            self._sweep_pairs(now, self.pair_interval)
             tokens, last = self._pairs.get(wa_id, (float(self.pair_burst), now))
             tokens = min(float(self.pair_burst), tokens + (now - last) / self.pair_interval)
             if tokens < 1.0:
