@@ -44,6 +44,22 @@ BUSY_ANSWER = (
 )
 
 
+_in_flight = 0
+
+
+def requests_in_flight() -> int:
+    """Requests this process's HTTP server has read and not yet finished answering, on every
+    connection, those whose handler has not started yet included (uvicorn starts one task per
+    request it reads; many may be read in one turn of the event loop before any of them runs).
+    0 outside such a server (an ASGI app driven in process)."""
+    return _in_flight
+
+
+def _answered(_task: asyncio.Task[None]) -> None:
+    global _in_flight
+    _in_flight -= 1
+
+
 @dataclass(frozen=True)
 class ClientBounds:
     header_timeout: float
@@ -113,6 +129,15 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._disarm()
         self._body_since = None
         super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # Counted from the moment the request is read until its task ends, however it ends.
+        global _in_flight
+        known = set(self.tasks)
+        super()._start_asgi_task(cycle, app)
+        for task in self.tasks - known:
+            _in_flight += 1
+            task.add_done_callback(_answered)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,11 +39,16 @@ class Acceptor:
         *,
         rate_check: RateCheck | None = None,
         max_batch: int = 1000,
+        crowded: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`crowded`: whether other requests are being served besides the one storing now (the
+        HTTP server's count), so that a lone-looking send does not hold the loop for its fsync
+        while others wait to be read (see `_store`)."""
         self.engine = engine
         self.clock = clock
         self.rate_check = rate_check
         self.max_batch = max_batch
+        self.crowded = crowded
         self.unavailable_channels: frozenset[str] = frozenset()
         """Channels that cannot be sent through (their sandbox is gone): refused at once."""
         self._direct = DirectWriter(engine) if runs_inline(engine) else None
@@ -149,7 +154,11 @@ class Acceptor:
 
     async def _store(self, items: list[AcceptRequest]) -> list[StoreOutcome]:
         if self._direct is not None:
-            alone = len(items) == 1 and not self._pending
+            # Alone, the COMMIT runs on the event loop (no hand-off to the connection's
+            # thread, which costs a lone request more than the fsync). Not when other requests
+            # have been read and wait for the loop: each would then commit alone in turn, one
+            # fsync per request with the loop stopped for each, and none would ever be batched.
+            alone = len(items) == 1 and not self._pending and not self.crowded()
             async with self._direct.transaction(alone=alone) as driver:
                 now = self.clock.now()
                 return await accept_rows(
