@@ -20,7 +20,6 @@ from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
 from wagate.store.media_files import MediaFiles, media_files_for
 
-
 # How many requests the HTTP server may hold, the one storing included, before a send that
 # finds nothing else storing stops committing on the event loop (api/acceptor.py): with a
 # few, committing at once is quickest; with more, one fsync per request on a stopped loop is
