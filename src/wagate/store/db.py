@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from wagate.secret_box import SecretBox
 from wagate.store.sqlite_inline import (
+    BUSY_TIMEOUT,
     InlineConnection,
     file_state,
     in_thread,
@@ -36,9 +37,6 @@ from wagate.store.sqlite_inline import (
 log = logging.getLogger("wagate.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-# How long a SQLite statement may wait for another connection's lock (seconds).
-BUSY_TIMEOUT = 30.0
 
 
 def is_sqlite(url: str) -> bool:

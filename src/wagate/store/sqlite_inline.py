@@ -58,6 +58,8 @@ import aiosqlite
 
 log = logging.getLogger("wagate.store")
 
+# How long a SQLite statement may wait for another connection's lock (seconds).
+BUSY_TIMEOUT = 30.0
 # A COMMIT is run on the event loop while this disk's commits take less than this on average.
 QUICK_COMMIT_SECONDS = 0.002
 # While they do not, one commit in this many is run on the loop anyway, to measure again.
@@ -138,7 +140,7 @@ def checkpoint(path: str) -> None:
     """A PASSIVE checkpoint (in a worker thread): copies what it can of the log into the
     database without waiting for, or holding up, readers and writers."""
     try:
-        conn = sqlite3.connect(path, timeout=30.0)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
