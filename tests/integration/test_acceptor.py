@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wagate import secret_box
-from wagate.api.acceptor import Acceptor
+from wagate.api.acceptor import CROWD, Acceptor
 from wagate.clock import ManualClock
 from wagate.domain.errors import InvalidToken, OutsideServiceWindow, ValidationFailed
 from wagate.domain.messages import parse_send_request
@@ -165,12 +165,13 @@ async def test_sends_read_in_one_turn_share_commits_when_the_server_is_crowded(
     task for each before any runs. A send that finds nothing else storing commits on the loop at
     once, which is quickest for a client alone; but with others read and waiting, each would do
     the same in turn (one fsync per request, the loop stopped for each, nothing ever batched:
-    a third of the throughput at 64 connections). While the server holds others (`crowded`,
-    its count of requests read and not answered), the first commits in the connection's thread
+    a third of the throughput at 64 connections). While the server holds more than `CROWD`
+    (its count of requests read and not answered), the first commits in the connection's thread
     and those behind it gather into the next batch."""
     clock = TickingClock()
     token = await _setup(sqlite_engine, clock)
-    acceptor = Acceptor(sqlite_engine, clock, crowded=lambda: crowded)
+    held = CROWD + 4 if crowded else 1  # the server's count of requests read, not answered
+    acceptor = Acceptor(sqlite_engine, clock, in_flight=lambda: held)
     try:
         sends = [
             asyncio.ensure_future(acceptor.accept(_send(token, phone=OPEN[i % 2], message=f"{i}")))

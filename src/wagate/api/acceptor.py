@@ -27,6 +27,12 @@ from wagate.store.idempotency import Replayed
 
 log = logging.getLogger("wagate.api")
 
+# How many requests the HTTP server may hold, the one storing included, before a send that
+# finds nothing else storing stops committing on the event loop (`Acceptor._store`): with a
+# few, committing at once is quickest; with more, one fsync per request on a stopped loop is
+# what limits them, and committing in the thread lets them gather into batches.
+CROWD = 4
+
 Outcome = dict[str, Any] | Replayed | WagateError
 Waiting = tuple[AcceptRequest, asyncio.Future[Outcome]]
 
@@ -39,16 +45,16 @@ class Acceptor:
         *,
         rate_check: RateCheck | None = None,
         max_batch: int = 1000,
-        crowded: Callable[[], bool] = lambda: False,
+        in_flight: Callable[[], int] = lambda: 0,
     ) -> None:
-        """`crowded`: whether other requests are being served besides the one storing now (the
-        HTTP server's count), so that a lone-looking send does not hold the loop for its fsync
-        while others wait to be read (see `_store`)."""
+        """`in_flight`: how many requests the HTTP server has read and not yet answered
+        (`wagate.http_server.requests_in_flight`), so that a lone-looking send does not hold
+        the loop for its fsync while others wait to be read (see `_store`)."""
         self.engine = engine
         self.clock = clock
         self.rate_check = rate_check
         self.max_batch = max_batch
-        self.crowded = crowded
+        self.in_flight = in_flight
         self.unavailable_channels: frozenset[str] = frozenset()
         """Channels that cannot be sent through (their sandbox is gone): refused at once."""
         self._direct = DirectWriter(engine) if runs_inline(engine) else None
@@ -155,10 +161,11 @@ class Acceptor:
     async def _store(self, items: list[AcceptRequest]) -> list[StoreOutcome]:
         if self._direct is not None:
             # Alone, the COMMIT runs on the event loop (no hand-off to the connection's
-            # thread, which costs a lone request more than the fsync). Not when other requests
-            # have been read and wait for the loop: each would then commit alone in turn, one
-            # fsync per request with the loop stopped for each, and none would ever be batched.
-            alone = len(items) == 1 and not self._pending and not self.crowded()
+            # thread, which costs a lone request more than the fsync). Not when more than
+            # `CROWD` requests have been read and wait for the loop: each would then commit
+            # alone in turn, one fsync per request with the loop stopped for each, and none
+            # would ever be batched.
+            alone = len(items) == 1 and not self._pending and self.in_flight() <= CROWD
             async with self._direct.transaction(alone=alone) as driver:
                 now = self.clock.now()
                 return await accept_rows(

@@ -20,17 +20,6 @@ from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
 from wagate.store.media_files import MediaFiles, media_files_for
 
-# How many requests the HTTP server may hold, the one storing included, before a send that
-# finds nothing else storing stops committing on the event loop (api/acceptor.py): with a
-# few, committing at once is quickest; with more, one fsync per request on a stopped loop is
-# what limits them, and committing in the thread lets them gather into batches.
-CROWD = 4
-
-
-def _crowded() -> bool:
-    """Whether the HTTP server holds more requests than `CROWD`."""
-    return requests_in_flight() > CROWD
-
 
 @dataclass
 class Services:
@@ -45,7 +34,10 @@ class Services:
 
     def __post_init__(self) -> None:
         self.acceptor = Acceptor(
-            self.engine, self.clock, rate_check=self.rate_limiter.check, crowded=_crowded
+            self.engine,
+            self.clock,
+            rate_check=self.rate_limiter.check,
+            in_flight=requests_in_flight,
         )
         self.egress = EgressPolicy.from_settings(self.settings)
         self.media_files = media_files_for(self.settings, self.engine)
