@@ -625,8 +625,13 @@ class Faults:
         self._pairs = {
             wa_id: (tokens, last)
             for wa_id, (tokens, last) in self._pairs.items()
-            if tokens + (now - last) / interval < burst
+            if self._allowance(tokens, last, now, interval) < burst
         }
+
+    def _allowance(self, tokens: float, last: float, now: float, interval: float) -> float:
+        """A recipient's pair allowance at `now`: what was left at `last`, refilled one per
+        `interval` up to the burst."""
+        return min(float(self.pair_burst), tokens + (now - last) / interval)
 
     def check_limits(self, wa_id: str, now: float | None = None) -> None:
         """Raise Meta's throttling error if this send would exceed a limit; else count it.
@@ -655,7 +660,7 @@ class Faults:
         if self.pair_interval is not None:
             self._sweep_pairs(now, self.pair_interval)
             tokens, last = self._pairs.get(wa_id, (float(self.pair_burst), now))
-            tokens = min(float(self.pair_burst), tokens + (now - last) / self.pair_interval)
+            tokens = self._allowance(tokens, last, now, self.pair_interval)
             if tokens < 1.0:
                 self._pairs[wa_id] = (tokens, now)
                 raise graph.pair_rate_hit()
