@@ -4,11 +4,17 @@ same number of connections, measured right after it.
 
     .venv/bin/python benchmarks/bench_accept.py [--duration 20] [--quick] [--connections 128]
         [--sweep] [--database sqlite|postgresql|both] [--pg postgresql://postgres@127.0.0.1:5432]
+        [--layout serve|serve+sandbox|api+worker]
 
 Default setup: SQLite (synchronous=FULL) in a fresh data folder, the dispatcher running and the
 embedded sandbox on (a channel at 80/s, so the backlog grows while the dispatcher sends);
 `--database postgresql` runs the same `wagate serve` on a fresh PostgreSQL database (dropped at
-the end). `--sweep` measures 1, 4, 16, 64, 128 and 512 connections. `--profile DIR` samples the
+the end). `--sweep` measures 1, 4, 16, 64, 128 and 512 connections. `--layout` says where the
+work other than accepting runs: `serve` (the default: one process, the sandbox inside it),
+`serve+sandbox` (the sandbox in a process of its own, as Meta is in production: the server
+still sends and takes the status webhooks) or `api+worker` (`wagate api` takes the POSTs and the
+webhooks, one `wagate worker` sends; the sandbox on its own); the server's CPU is the process
+that answers the POSTs. `--profile DIR` samples the
 server with py-spy while it accepts at each level (`pip install py-spy`) and prints where its
 time went (the sampling costs the server a little CPU: take the figures from a run without it).
 
@@ -20,7 +26,9 @@ p99 <= 4 x p50 at every level. PostgreSQL is reported against the same lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +36,9 @@ from pathlib import Path
 import profiling
 from common import (
     HOST,
+    Proc,
     WrkResult,
+    bench_channel,
     cpu_seconds,
     free_port,
     generator_ceiling,
@@ -43,6 +53,7 @@ from common import (
     scalar,
     send_script,
     sqlite_path,
+    standalone_sandbox,
     table,
     verdict,
     wagate,
@@ -56,6 +67,10 @@ SWEEP = (1, 4, 16, 64, 128, 512)
 RATIO_TARGETS = {16: 0.6, 128: 0.7}
 LONE_P50_MS = 0.8
 P99_OVER_P50 = 4.0
+LAYOUTS = ("serve", "serve+sandbox", "api+worker")
+PHONE_NUMBER_ID = "100000000000045"
+WABA_ID = "200000000000045"
+CHANNEL_MPS = 80  # as the embedded sandbox's channel
 
 
 @dataclass
@@ -85,7 +100,13 @@ def main() -> None:
     parser.add_argument("--phones", type=int, default=200, help="customers (open windows)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     parser.add_argument("--profile", type=Path, help="py-spy the server; stacks go here")
+    parser.add_argument("--layout", choices=LAYOUTS, default="serve", help="see above")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate POSTs and /healthz this many times"
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.profile is not None:
         profiling.require_py_spy()
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -123,37 +144,114 @@ def measure(
     with workdir(args.keep) as data_dir:
         port = free_port()
         base = f"http://{HOST}:{port}"
-        server = wagate("serve", wagate_env(data_dir, database_url, WAGATE_SANDBOX="on"), port)
-        with running(server):
+        db: Path | str = database_url or sqlite_path(data_dir)
+        numbers = phones(args.phones)
+        if args.layout == "serve":
+            server = wagate("serve", wagate_env(data_dir, database_url, WAGATE_SANDBOX="on"), port)
+            others: list[Proc] = []
+        else:
+            env = wagate_env(data_dir, database_url, WAGATE_SANDBOX="off")
+            sandbox_port = free_port()
+            sandbox_url = f"http://{HOST}:{sandbox_port}"
+            channel_token, access_token, app_secret = bench_channel(
+                env, PHONE_NUMBER_ID, WABA_ID, sandbox_url, CHANNEL_MPS
+            )
+            sandbox = standalone_sandbox(
+                sandbox_port,
+                {
+                    "phone_number_id": PHONE_NUMBER_ID,
+                    "waba_id": WABA_ID,
+                    "display_phone_number": "15550000045",
+                    "access_token": access_token,
+                    "app_secret": app_secret,
+                    "webhook_url": base + "/webhooks/whatsapp",
+                    "record_sends": False,
+                },
+                data_dir,
+            )
+            server = wagate("api" if args.layout == "api+worker" else "serve", env, port)
+            others = [sandbox]
+        with running(server, *others), contextlib.ExitStack() as later:
             server.wait_http(base + "/healthz")
-            token = wait_token(server)
-            db: Path | str = database_url or sqlite_path(data_dir)
-            # No per-account API limit: this measures the server, not the 1,000/s default.
-            query(db, "UPDATE accounts SET api_rate = 0")
-            numbers = phones(args.phones)
-            opened = open_windows(base + "/sandbox", numbers, access_token=sandbox_token(data_dir))
+            if args.layout == "api+worker":
+                later.enter_context(running(wagate("worker", env)))
+            if args.layout == "serve":
+                token = wait_token(server)
+                # No per-account API limit: this measures the server, not the 1,000/s default.
+                query(db, "UPDATE accounts SET api_rate = 0")
+                opened = open_windows(
+                    base + "/sandbox", numbers, access_token=sandbox_token(data_dir)
+                )
+            else:
+                token = channel_token
+                opened = open_windows(sandbox_url, numbers, access_token=access_token)
             print(f"opened {opened} customer windows; {duration:.0f} s per measurement")
 
             script = send_script(data_dir, token, numbers)
             run_wrk(base, duration=min(3.0, duration), connections=16, script=script)
             results = []
             kind = "postgresql" if database_url else "sqlite"
+            slice_seconds = duration / args.rounds
             for connections in levels:
-                before = scalar(db, "SELECT count(*) FROM messages")
-                cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
-                tag = f"accept-{kind}-{connections}"
-                with profiling.sampled([server], args.profile, tag, ready="") as spies:
-                    post = run_wrk(base, duration=duration, connections=connections, script=script)
-                cpu = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before)
-                for spy in spies:
-                    profiling.report(spy)
-                stored = scalar(db, "SELECT count(*) FROM messages") - before
-                if stored < post.by_status.get(202, 0):
-                    raise SystemExit(f"{post.by_status.get(202)} answered 202, {stored} stored")
-                bare = run_wrk(base + "/healthz", duration=duration, connections=connections)
-                results.append(Level(connections, post, bare, cpu))
-                print(f"  {connections} connections: {results[-1].accepted_rate:,.0f} msg/s")
+                posts, bares, cpu_spent, post_wall = [], [], 0.0, 0.0
+                for round_no in range(args.rounds):
+                    before = scalar(db, "SELECT count(*) FROM messages")
+                    cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
+                    tag = f"accept-{kind}-{connections}"
+                    if args.rounds > 1:
+                        tag += f"-round{round_no + 1}"
+                    with profiling.sampled([server], args.profile, tag, ready="") as spies:
+                        post = run_wrk(
+                            base, duration=slice_seconds, connections=connections, script=script
+                        )
+                    cpu_spent += cpu_seconds(server.pid) - cpu_before
+                    post_wall += time.monotonic() - wall_before
+                    for spy in spies:
+                        profiling.report(spy)
+                    stored = scalar(db, "SELECT count(*) FROM messages") - before
+                    if stored < post.by_status.get(202, 0):
+                        raise SystemExit(f"{post.by_status.get(202)} answered 202, {stored} stored")
+                    bare = run_wrk(
+                        base + "/healthz", duration=slice_seconds, connections=connections
+                    )
+                    posts.append(post)
+                    bares.append(bare)
+                    if args.rounds > 1:
+                        print(
+                            f"    {connections} connections, round {round_no + 1}: "
+                            f"{post.by_status.get(202, 0) / max(post.seconds, 1e-9):,.0f} msg/s "
+                            f"(p50 {post.p50_ms:.2f} / p99 {post.p99_ms:.2f} ms), /healthz "
+                            f"{bare.rps:,.0f} req/s"
+                        )
+                level = Level(connections, combined(posts), combined(bares), cpu_spent / post_wall)
+                results.append(level)
+                print(f"  {connections} connections: {level.accepted_rate:,.0f} msg/s")
     return results
+
+
+def combined(runs: list[WrkResult]) -> WrkResult:
+    """One result from `--rounds` runs of wrk at the same level: counts and seconds added up,
+    the median of the rounds' p50 and p90, and the highest of their p99 (the tail target is
+    judged on the worst round)."""
+    if len(runs) == 1:
+        return runs[0]
+    by_status: dict[int, int] = {}
+    for run in runs:
+        for status, count in run.by_status.items():
+            by_status[status] = by_status.get(status, 0) + count
+    requests, seconds = sum(r.requests for r in runs), sum(r.seconds for r in runs)
+    return WrkResult(
+        requests=requests,
+        seconds=seconds,
+        rps=requests / seconds if seconds else 0.0,
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p90_ms=statistics.median(r.p90_ms for r in runs),
+        p99_ms=max(r.p99_ms for r in runs),
+        non_2xx=sum(r.non_2xx for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        by_status=by_status,
+        output="\n".join(r.output for r in runs),
+    )
 
 
 def report(kind: str, results: list[Level], duration: float, args: argparse.Namespace) -> None:
@@ -173,8 +271,10 @@ def report(kind: str, results: list[Level], duration: float, args: argparse.Name
             )
         )
     table(
-        f"bench_accept ({kind}): POST /v1/messages (202s) next to GET /healthz, {duration:.0f} s "
-        f"each, {args.phones} recipients",
+        f"bench_accept ({kind}, {args.layout}): POST /v1/messages (202s) next to GET /healthz, "
+        f"{duration:.0f} s each"
+        + (f" in {args.rounds} alternating rounds" if args.rounds > 1 else "")
+        + f", {args.phones} recipients",
         rows,
         (
             "connections",
