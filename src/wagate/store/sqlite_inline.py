@@ -99,8 +99,9 @@ def is_busy(error: BaseException) -> bool:
 
 
 def _waits_for_a_lock(error: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY itself: another connection holds a lock that will be released. (Not its
-    extended codes: SQLITE_BUSY_SNAPSHOT, say, never goes away by trying again.)"""
+    """SQLITE_BUSY itself: another connection holds a lock that it will release. Its extended
+    codes (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_SNAPSHOT) are left to SQLite's handler, as before:
+    it knows which of them waiting can cure."""
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
@@ -243,8 +244,10 @@ class InlineConnection(aiosqlite.Connection):
             try:
                 return call()
             except sqlite3.OperationalError as exc:
-                if not _waits_for_a_lock(exc) or conn.total_changes != changes:
+                if not is_busy(exc) or conn.total_changes != changes:
                     raise
+                if not _waits_for_a_lock(exc):
+                    break  # another kind of busy (a log being recovered): SQLite's handler
             if time.monotonic() + pause >= polling_until:
                 break
             time.sleep(pause)
