@@ -4,7 +4,7 @@ same number of connections, measured right after it.
 
     .venv/bin/python benchmarks/bench_accept.py [--duration 20] [--quick] [--connections 128]
         [--sweep] [--database sqlite|postgresql|both] [--pg postgresql://postgres@127.0.0.1:5432]
-        [--layout serve|serve+sandbox|api+worker]
+        [--layout serve|serve+sandbox|api+worker] [--rounds 1]
 
 Default setup: SQLite (synchronous=FULL) in a fresh data folder, the dispatcher running and the
 embedded sandbox on (a channel at 80/s, so the backlog grows while the dispatcher sends);
