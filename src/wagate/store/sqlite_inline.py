@@ -98,6 +98,12 @@ def is_busy(error: BaseException) -> bool:
     )
 
 
+def _may_run_again(error: BaseException, conn: sqlite3.Connection, changes: int) -> bool:
+    """Whether a call that raised `error` may be run again: SQLite refused it for a lock
+    (SQLITE_BUSY) before it changed any row (`changes`: the connection's count before it)."""
+    return is_busy(error) and conn.total_changes == changes
+
+
 def _waits_for_a_lock(error: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY itself: another connection holds a lock that it will release. Its extended
     codes (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_SNAPSHOT) are left to SQLite's handler, as before:
@@ -207,7 +213,7 @@ class InlineConnection(aiosqlite.Connection):
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or conn.total_changes != changes:
+                if not _may_run_again(exc, conn, changes):
                     raise
             # Refused for a lock before it changed anything: run it again where it may wait.
         return await super()._execute(  # type: ignore[no-untyped-call]
@@ -244,7 +250,7 @@ class InlineConnection(aiosqlite.Connection):
             try:
                 return call()
             except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or conn.total_changes != changes:
+                if not _may_run_again(exc, conn, changes):
                     raise
                 if not _waits_for_a_lock(exc):
                     break  # another kind of busy (a log being recovered): SQLite's handler
