@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.support.harness import Harness
+from wagate.cloud.webhook_guard import MAX_CANDIDATE_IDS
 from wagate.cloud.webhooks import sign
+from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
 from wagate.store.tables import inbound_messages, message_events, webhook_events
 
@@ -249,3 +252,57 @@ async def test_a_status_that_beats_our_own_record_is_applied_later(gateway: Harn
     assert message["error"]["meta_code"] == 131049
     assert "ecosystem" in message["error"]["details"]
     assert [h["status"] for h in message["history"]] == ["queued", "accepted", "failed"]
+
+
+async def test_a_number_past_the_scanned_ones_still_gets_its_message(gateway: Harness) -> None:
+    """The signature is checked against the channels of the first numbers the body names; a
+    channel of the same Meta app (same app secret) named later in the batch still gets its
+    customer's message, and a number with no channel changes nothing."""
+    account_id, channel = await gateway.account_id(), await gateway.sandbox_channel()
+    async with write_tx(gateway.engine) as conn:
+        later = await account_store.add_channel(
+            conn,
+            account_id=account_id,
+            phone_number_id="109000000000099",
+            waba_id=gateway.identity.waba_id,
+            access_token="EAAG-second-number",
+            app_secret=gateway.identity.app_secret,
+            verify_token="second-verify",
+            graph_url="http://graph.invalid",
+            mps=80,
+            now=datetime.now(UTC),
+            display_phone_number="15550009999",
+        )
+    now = int(time.time())
+    ours = envelope(gateway, text_message("wamid.ours", now - 3, "to the sandbox number"))
+    nobody = [
+        {
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "1555", "phone_number_id": f"10800000000{i}"},
+                **text_message(f"wamid.nobody{i}", now - 2, wa_id="14155550100"),
+            },
+            "field": "messages",
+        }
+        for i in range(MAX_CANDIDATE_IDS - 1)
+    ]
+    theirs = {
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {
+                "display_phone_number": "15550009999",
+                "phone_number_id": "109000000000099",
+            },
+            **text_message("wamid.later", now - 1, "to the second number", wa_id="447700900123"),
+        },
+        "field": "messages",
+    }
+    ours["entry"][0]["changes"] += [*nobody, theirs]
+    response = await post(gateway, ours)
+    assert response.status_code == 200, response.text
+    assert response.json()["inbound"] == 2
+    async with gateway.engine.connect() as conn:
+        stored = (
+            await conn.execute(select(inbound_messages.c.wamid, inbound_messages.c.channel_id))
+        ).all()
+    assert sorted(stored) == sorted([("wamid.ours", channel.id), ("wamid.later", later.id)])

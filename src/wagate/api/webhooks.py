@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -39,6 +40,7 @@ from wagate.cloud.webhook_guard import (
 from wagate.cloud.webhooks import WebhookParseError, parse_webhook
 from wagate.domain.errors import InvalidBody, PayloadTooLarge, WagateError
 from wagate.store import accounts as account_store
+from wagate.store.accounts import Channel
 from wagate.store.webhook_batches import store_batch
 
 log = logging.getLogger("wagate.webhooks")
@@ -158,7 +160,7 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             conn, phone_number_ids=numbers, waba_ids=wabas
         )
     secrets = await signed_by((c.app_secret for c in candidates), raw, digest)
-    return await _accept(services, raw, secrets)
+    return await _accept(services, raw, secrets, candidates)
 
 
 @router.post(
@@ -175,7 +177,7 @@ async def receive_for_channel(
     async with services.engine.connect() as conn:
         channel = await account_store.get_channel(conn, channel_id=channel_id[:64])
     secrets = await signed_by([channel.app_secret] if channel else [], raw, digest)
-    return await _accept(services, raw, secrets)
+    return await _accept(services, raw, secrets, [channel] if channel else [])
 
 
 def _signature(request: Request) -> str:
@@ -203,7 +205,11 @@ async def _body(request: Request) -> bytes:
     return raw
 
 
-async def _accept(services: Services, raw: bytes, secrets: set[str]) -> JSONResponse:
+async def _accept(
+    services: Services, raw: bytes, secrets: set[str], looked_up: Sequence[Channel]
+) -> JSONResponse:
+    """`looked_up`: the channels already read to check the signature; read again only when
+    the parsed body names a number they do not cover (the raw scan is a bounded guess)."""
     if not secrets:
         metrics.record_webhook("invalid_signature")
         raise InvalidSignature()
@@ -216,10 +222,12 @@ async def _accept(services: Services, raw: bytes, secrets: set[str]) -> JSONResp
         metrics.record_webhook("too_large")
         raise PayloadTooLarge(f"The batch holds more than {MAX_UPDATES:,} updates.")
     # Effects only for numbers whose app secret signed this body.
-    async with services.engine.connect() as conn:
-        named = await account_store.channels_named(
-            conn, phone_number_ids=sorted(batch.phone_number_ids)
-        )
+    named = [c for c in looked_up if c.phone_number_id in batch.phone_number_ids]
+    if len({c.phone_number_id for c in named}) < len(batch.phone_number_ids):
+        async with services.engine.connect() as conn:
+            named = await account_store.channels_named(
+                conn, phone_number_ids=sorted(batch.phone_number_ids)
+            )
     channels = {c.phone_number_id: c for c in named if c.app_secret in secrets}
     now = services.clock.now()
     stored = await store_batch(services.engine, raw=raw, batch=batch, channels=channels, now=now)
