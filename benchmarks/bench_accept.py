@@ -4,7 +4,7 @@ same number of connections, measured right after it.
 
     .venv/bin/python benchmarks/bench_accept.py [--duration 20] [--quick] [--connections 128]
         [--sweep] [--database sqlite|postgresql|both] [--pg postgresql://postgres@127.0.0.1:5432]
-        [--layout serve|serve+sandbox|api+worker] [--rounds 1]
+        [--layout serve|serve+sandbox|api+worker] [--rounds 1] [--floor]
 
 Default setup: SQLite (synchronous=FULL) in a fresh data folder, the dispatcher running and the
 embedded sandbox on (a channel at 80/s, so the backlog grows while the dispatcher sends);
@@ -17,6 +17,9 @@ webhooks, one `wagate worker` sends; the sandbox on its own); the server's CPU i
 that answers the POSTs. `--profile DIR` samples the
 server with py-spy while it accepts at each level (`pip install py-spy`) and prints where its
 time went (the sampling costs the server a little CPU: take the figures from a run without it).
+`--floor` also measures, after /healthz at each level, an ASGI app that does nothing under the
+same uvicorn in its own process: the latency any endpoint stands on, and the tail this machine
+gives even that (its p99 / p50 is printed beside each p99 target).
 
 Targets (SQLite): >= 3,000 accepted messages/s and >= half the /healthz rate at 128 connections;
 with `--sweep` also p50 <= 0.8 ms at 1 connection, >= 0.6 x /healthz at 16, >= 0.7 x at 128, and
@@ -40,6 +43,7 @@ from common import (
     WrkResult,
     bench_channel,
     cpu_seconds,
+    empty_asgi_server,
     free_port,
     generator_ceiling,
     machine,
@@ -79,6 +83,7 @@ class Level:
     post: WrkResult
     bare: WrkResult
     server_cpu: float  # share of one core while POSTing
+    floor: WrkResult | None = None  # the empty ASGI app (--floor)
 
     @property
     def accepted_rate(self) -> float:
@@ -103,6 +108,9 @@ def main() -> None:
     parser.add_argument("--layout", choices=LAYOUTS, default="serve", help="see above")
     parser.add_argument(
         "--rounds", type=int, default=1, help="alternate POSTs and /healthz this many times"
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure an empty ASGI app at each level"
     )
     args = parser.parse_args()
     if args.rounds < 1:
@@ -171,8 +179,14 @@ def measure(
             )
             server = wagate("api" if args.layout == "api+worker" else "serve", env, port)
             others = [sandbox]
+        floor_port = free_port()
+        floor_url = f"http://{HOST}:{floor_port}/"
+        if args.floor:
+            others.append(empty_asgi_server(floor_port, data_dir))
         with running(server, *others), contextlib.ExitStack() as later:
             server.wait_http(base + "/healthz")
+            if args.floor:
+                others[-1].wait_http(floor_url)
             if args.layout == "api+worker":
                 later.enter_context(running(wagate("worker", env)))
             if args.layout == "serve":
@@ -193,7 +207,7 @@ def measure(
             kind = "postgresql" if database_url else "sqlite"
             slice_seconds = duration / args.rounds
             for connections in levels:
-                posts, bares, cpu_spent, post_wall = [], [], 0.0, 0.0
+                posts, bares, floors, cpu_spent, post_wall = [], [], [], 0.0, 0.0
                 for round_no in range(args.rounds):
                     before = scalar(db, "SELECT count(*) FROM messages")
                     cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
@@ -216,6 +230,10 @@ def measure(
                     )
                     posts.append(post)
                     bares.append(bare)
+                    if args.floor:
+                        floors.append(
+                            run_wrk(floor_url, duration=slice_seconds, connections=connections)
+                        )
                     if args.rounds > 1:
                         print(
                             f"    {connections} connections, round {round_no + 1}: "
@@ -223,7 +241,13 @@ def measure(
                             f"(p50 {post.p50_ms:.2f} / p99 {post.p99_ms:.2f} ms), /healthz "
                             f"{bare.rps:,.0f} req/s"
                         )
-                level = Level(connections, combined(posts), combined(bares), cpu_spent / post_wall)
+                level = Level(
+                    connections,
+                    combined(posts),
+                    combined(bares),
+                    cpu_spent / post_wall,
+                    combined(floors) if floors else None,
+                )
                 results.append(level)
                 print(f"  {connections} connections: {level.accepted_rate:,.0f} msg/s")
     return results
@@ -267,6 +291,11 @@ def report(kind: str, results: list[Level], duration: float, args: argparse.Name
                 f"{level.bare.p50_ms:.2f} / {level.bare.p99_ms:.2f}",
                 f"{level.ratio:.2f}",
                 f"{level.server_cpu:.0%}",
+                *(
+                    [f"{level.floor.rps:,.0f}, {level.floor.p50_ms:.2f} / {level.floor.p99_ms:.2f}"]
+                    if level.floor
+                    else []
+                ),
                 f"{others or 'none'}, socket errors {level.post.socket_errors}",
             )
         )
@@ -284,6 +313,7 @@ def report(kind: str, results: list[Level], duration: float, args: argparse.Name
             "p50 / p99 ms",
             "ratio",
             "server CPU",
+            *(["empty ASGI app req/s, p50 / p99 ms"] if args.floor else []),
             "other answers",
         ),
     )
@@ -317,10 +347,14 @@ def report(kind: str, results: list[Level], duration: float, args: argparse.Name
             )
     for level in results:
         spread = level.post.p99_ms / level.post.p50_ms if level.post.p50_ms else float("inf")
+        floor = level.floor
+        beside = (
+            f" (empty app {floor.p99_ms / floor.p50_ms:.1f} x)" if floor and floor.p50_ms else ""
+        )
         rows.append(
             (
                 f"p99 <= {P99_OVER_P50:.0f} x p50 at {level.connections}",
-                f"{spread:.1f} x",
+                f"{spread:.1f} x{beside}",
                 verdict(spread <= P99_OVER_P50),
             )
         )

@@ -757,6 +757,40 @@ def _serve_static(port: int) -> None:
 # ------------------------------------------------------------------------------ sandbox
 
 
+def empty_asgi_server(port: int, log_dir: Path) -> Proc:
+    """An ASGI app that answers every request with a fixed 200 and does nothing else, under
+    uvicorn as `wagate serve` runs it (its default event loop, httptools, one process): the
+    floor any endpoint of ours stands on, and the tail this machine gives even that."""
+    args = [PYTHON, str(Path(__file__).resolve()), "empty-asgi", str(port)]
+    return Proc(args, dict(os.environ), log_dir / f"empty-asgi-{port}.log").start()
+
+
+def _serve_empty_asgi(port: int) -> None:
+    import uvicorn
+
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json")],
+    }
+    body = {"type": "http.response.body", "body": b'{"status":"ok"}'}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send(start)
+            await send(body)
+
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=port,
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
 def standalone_sandbox(port: int, config: dict[str, Any], log_dir: Path) -> Proc:
     """The sandbox (Meta's Cloud API simulator) on its own port, in its own process so that it
     does not take CPU from the gateway's event loop. `config` is SandboxConfig's fields.
@@ -878,7 +912,9 @@ def verdict(ok: bool) -> str:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "static-server":
         _serve_static(int(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "empty-asgi":
+        _serve_empty_asgi(int(sys.argv[2]))
     elif len(sys.argv) == 3 and sys.argv[1] == "sandbox":
         _serve_sandbox(sys.argv[2])
     else:
-        sys.exit(f"usage: {sys.argv[0]} static-server PORT | sandbox CONFIG_JSON")
+        sys.exit(f"usage: {sys.argv[0]} static-server PORT | empty-asgi PORT | sandbox CONFIG_JSON")
