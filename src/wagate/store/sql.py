@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table
+from sqlalchemy import ColumnElement, Dialect, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +29,21 @@ async def insert_ignore(
     return result.first() is not None
 
 
+def marks(dialect: Dialect, count: int) -> str:
+    """`count` positional parameter marks for the driver's SQL (`?` or `%s`), comma-separated."""
+    return ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * count)
+
+
+def to_driver(dialect: Dialect, column: ColumnElement[Any]) -> Callable[[Any], Any]:
+    """What SQLAlchemy would turn a value of `column` into for this dialect's driver."""
+    process = column.type._cached_bind_processor(dialect)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class BulkInsert:
     """`INSERT INTO table (columns) VALUES (…)` for many rows at once, for the hot paths.
 
@@ -45,31 +61,37 @@ class BulkInsert:
         self.table = table
         self.columns = tuple(columns)
         self.suffix = dict(suffix or {})
-        self._prepared: dict[str, tuple[str, tuple[Any, ...]]] = {}
+        self._prepared: dict[str, _Prepared] = {}
 
-    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    def _prepare(self, dialect: Dialect) -> _Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             preparer = dialect.identifier_preparer
-            sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            head = "INSERT INTO {} ({}) VALUES ".format(
                 preparer.format_table(self.table),
                 ", ".join(preparer.quote(c) for c in self.columns),
-                ", ".join(mark for _ in self.columns),
             )
-            if dialect.name in self.suffix:
-                sql += " " + self.suffix[dialect.name]
+            row = "(" + ", ".join(mark for _ in self.columns) + ")"
+            tail = " " + self.suffix[dialect.name] if dialect.name in self.suffix else ""
             processors = tuple(
                 self.table.c[c].type._cached_bind_processor(dialect) for c in self.columns
             )
-            prepared = self._prepared[dialect.name] = (sql, processors)
+            prepared = _Prepared(head + row + tail, head, row, tail, processors)
+            self._prepared[dialect.name] = prepared
         return prepared
 
     def statement(
         self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
     ) -> tuple[str, list[tuple[Any, ...]]]:
         """The SQL and the rows as the driver takes them (for `executemany`)."""
-        sql, processors = self._prepare(dialect)
+        prepared = self._prepare(dialect)
+        return prepared.sql, self._values(prepared, rows)
+
+    def _values(
+        self, prepared: _Prepared, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        processors = prepared.processors
         columns = self.columns
         converting = [(i, process) for i, process in enumerate(processors) if process is not None]
         # The same time (a batch's `now`) is converted once, not once a row.
@@ -87,10 +109,48 @@ class BulkInsert:
                 else:
                     values[i] = process(value)
             params.append(tuple(values))
-        return sql, params
+        return params
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         sql, params = self.statement(conn.dialect, rows)
         await conn.exec_driver_sql(sql, params)
+
+    async def returning(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str],
+        *,
+        chunk: int = 500,
+    ) -> list[tuple[Any, ...]]:
+        """Insert `rows`, `chunk` to a statement (one multi-row VALUES each, as SQLAlchemy's
+        own "insertmanyvalues" does, without its per-row machinery), and return `columns` of
+        each row inserted: with an ON CONFLICT ... DO NOTHING suffix, of the new ones only.
+        The returned values are as the driver gives them (use it for plain text columns)."""
+        if not rows:
+            return []
+        prepared = self._prepare(conn.dialect)
+        params = self._values(prepared, rows)
+        preparer = conn.dialect.identifier_preparer
+        back = " RETURNING " + ", ".join(preparer.quote(c) for c in columns)
+        found: list[tuple[Any, ...]] = []
+        for i in range(0, len(params), chunk):
+            part = params[i : i + chunk]
+            text = prepared.head + ", ".join([prepared.row] * len(part)) + prepared.tail + back
+            result = await conn.exec_driver_sql(text, tuple(v for row in part for v in row))
+            found += [tuple(r) for r in result]
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A `BulkInsert`'s statement for one dialect (`sql`: one row, for `executemany`; or `head`,
+    one or more `row`, then `tail`), and each column's conversion."""
+
+    sql: str
+    head: str
+    row: str
+    tail: str
+    processors: tuple[Any, ...]

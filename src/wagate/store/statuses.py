@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import StatusError
@@ -25,9 +24,8 @@ from wagate.store import callbacks as callback_store
 from wagate.store.accounts import Channel
 from wagate.store.media import queue_inbound_download
 from wagate.store.messages import last_inbound_at
-from wagate.store.sql import insert_ignore
+from wagate.store.sql import BulkInsert, insert_ignore, marks, to_driver
 from wagate.store.tables import (
-    UTCDateTime,
     conversations,
     inbound_messages,
     message_events,
@@ -174,17 +172,33 @@ async def lock_wamids(conn: AsyncConnection, wamids: Sequence[str]) -> None:
 
 
 # Built once (the webhook receiver and the dispatcher run these many times a second).
-_KNOWN_WAMIDS = select(
-    messages.c.id, messages.c.status, messages.c.wamid, messages.c.channel_id
-).where(messages.c.wamid.in_(bindparam("wamids", expanding=True)))
+# What a webhook's reports run, for a few to hundreds of messages at a time: written for the
+# driver (the same SQL on SQLite and PostgreSQL) and sent as they are. Through SQLAlchemy's
+# expressions each expanding IN (...) was compiled again on every call and each inserted row
+# went through its per-row machinery: more CPU than the statements themselves (store/sql.py).
+_KNOWN_WAMIDS = "SELECT id, status, wamid, channel_id FROM messages WHERE wamid IN ({})"
 _MOVE_FORWARD = (
-    update(messages)
-    .where(
-        messages.c.id.in_(bindparam("ids", expanding=True)),
-        messages.c.status.in_(bindparam("behind", expanding=True)),
-    )
-    .values(status=bindparam("status"), updated_at=bindparam("now", type_=UTCDateTime))
-    .returning(messages.c.id)
+    "UPDATE messages SET status = {mark}, updated_at = {mark} "
+    "WHERE id IN ({ids}) AND status IN ({behind}) RETURNING id"
+)
+_IGNORE = "ON CONFLICT ({}) DO NOTHING"
+_PARK = BulkInsert(
+    pending_statuses,
+    ("wamid", "channel_id", "status", "occurred_at", "errors", "received_at"),
+    suffix=dict.fromkeys(("sqlite", "postgresql"), _IGNORE.format("wamid, channel_id, status")),
+)
+_EVENTS = BulkInsert(
+    message_events,
+    (
+        "message_id",
+        "status",
+        "occurred_at",
+        "recorded_at",
+        "meta_code",
+        "error_title",
+        "error_details",
+    ),
+    suffix=dict.fromkeys(("sqlite", "postgresql"), _IGNORE.format("message_id, status")),
 )
 _PARKED = select(pending_statuses).where(
     pending_statuses.c.wamid.in_(bindparam("wamids", expanding=True))
@@ -211,10 +225,12 @@ async def apply_reports(
     known: dict[str, tuple[str, Status]] = {}
     owner: dict[str, str] = {}
     for i in range(0, len(wamids), _CHUNK):
-        rows = await conn.execute(_KNOWN_WAMIDS, {"wamids": wamids[i : i + _CHUNK]})
-        for row in rows:
-            known[row.wamid] = (row.id, Status(row.status))
-            owner[row.wamid] = row.channel_id
+        some = wamids[i : i + _CHUNK]
+        sql = _KNOWN_WAMIDS.format(marks(conn.dialect, len(some)))
+        rows: Sequence[Any] = (await conn.exec_driver_sql(sql, tuple(some))).all()
+        for message_id, status, wamid, channel_id in rows:
+            known[wamid] = (message_id, Status(status))
+            owner[wamid] = channel_id
     ours = [r for r in reports if owner.get(r.wamid, r.channel_id) == r.channel_id]
     if len(ours) < len(reports):
         log.warning(
@@ -223,9 +239,8 @@ async def apply_reports(
         reports = ours
     parked = [r for r in reports if r.wamid not in known]
     if parked:
-        await _insert_ignoring(
+        await _PARK.execute(
             conn,
-            pending_statuses,
             [
                 {
                     "wamid": r.wamid,
@@ -237,7 +252,6 @@ async def apply_reports(
                 }
                 for r in parked
             ],
-            ["wamid", "channel_id", "status"],
         )
     by_message: dict[str, list[Report]] = defaultdict(list)
     for r in reports:
@@ -262,9 +276,7 @@ async def apply_reports(
             )
     # Which (message, status) events are new here: on PostgreSQL a concurrent transaction may
     # have recorded one since `known` was read, and then it, not this one, reports the step.
-    new_events = await _insert_ignoring(
-        conn, message_events, events, ["message_id", "status"], returning=True
-    )
+    new_events = set(await _EVENTS.returning(conn, events, ("message_id", "status")))
 
     current = {message_id: status for message_id, status in known.values()}
     steps: dict[str, list[StatusChange]] = {}
@@ -305,16 +317,16 @@ async def apply_reports(
     applied: set[str] = set()
     for status, ids in moved.items():
         for i in range(0, len(ids), _CHUNK):
-            result = await conn.execute(
-                _MOVE_FORWARD,
-                {
-                    "ids": ids[i : i + _CHUNK],
-                    "behind": _behind(status),
-                    "status": status.value,
-                    "now": now,
-                },
+            some = ids[i : i + _CHUNK]
+            behind = _behind(status)
+            sql = _MOVE_FORWARD.format(
+                mark=marks(conn.dialect, 1),
+                ids=marks(conn.dialect, len(some)),
+                behind=marks(conn.dialect, len(behind)),
             )
-            applied.update(r.id for r in result)
+            params = (status.value, to_driver(conn.dialect, messages.c.updated_at)(now))
+            result = await conn.exec_driver_sql(sql, (*params, *some, *behind))
+            applied.update(r[0] for r in result)
     if failures:
         await conn.execute(
             update(messages)
@@ -356,32 +368,6 @@ async def apply_reports(
 
 def _behind(status: Status) -> list[str]:
     return [s.value for s in Status if advances(s, status)]
-
-
-async def _insert_ignoring(
-    conn: AsyncConnection,
-    table: Any,
-    rows: list[dict[str, Any]],
-    conflict: list[str],
-    *,
-    returning: bool = False,
-) -> set[tuple[Any, ...]]:
-    """Insert rows, skipping those that break the unique key `conflict`; with `returning`,
-    returns the `conflict` values of the rows that were new."""
-    key = (conn.dialect.name, table.name, tuple(conflict), returning)
-    statement = _IGNORING.get(key)
-    if statement is None:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).on_conflict_do_nothing(index_elements=conflict)
-        if returning:
-            statement = statement.returning(*(table.c[c] for c in conflict))
-        _IGNORING[key] = statement
-    result = await conn.execute(statement, rows)
-    return {tuple(r) for r in result} if returning else set()
-
-
-# The statements of `_insert_ignoring`, built once each.
-_IGNORING: dict[tuple[str, str, tuple[str, ...], bool], Any] = {}
 
 
 async def apply_parked(
