@@ -14,7 +14,13 @@ from wagate.cloud.webhook_guard import MAX_CANDIDATE_IDS
 from wagate.cloud.webhooks import sign
 from wagate.store import accounts as account_store
 from wagate.store.db import write_tx
-from wagate.store.tables import inbound_messages, message_events, webhook_events
+from wagate.store.tables import (
+    inbound_messages,
+    message_events,
+    messages,
+    pending_statuses,
+    webhook_events,
+)
 
 CUSTOMER_WA = "16505551234"
 CUSTOMER = "+" + CUSTOMER_WA
@@ -306,3 +312,59 @@ async def test_a_number_past_the_scanned_ones_still_gets_its_message(gateway: Ha
             await conn.execute(select(inbound_messages.c.wamid, inbound_messages.c.channel_id))
         ).all()
     assert sorted(stored) == sorted([("wamid.ours", channel.id), ("wamid.later", later.id)])
+
+
+async def test_a_full_batch_of_statuses_moves_each_message_once(gateway: Harness) -> None:
+    """Meta's biggest batch (hundreds of statuses, some repeated, some for wamids not recorded
+    yet) moves every known message once, records each step once, parks the rest; the same
+    batch again changes nothing."""
+    channel = await gateway.sandbox_channel()
+    now = datetime.now(UTC)
+    known = 700
+    async with write_tx(gateway.engine) as conn:
+        await conn.execute(
+            messages.insert(),
+            [
+                {
+                    "id": f"msg_bulk{i:05d}",
+                    "account_id": channel.account_id,
+                    "channel_id": channel.id,
+                    "phone": CUSTOMER,
+                    "type": "text",
+                    "content": {"text": f"bulk {i}"},
+                    "metadata": {},
+                    "status": "accepted",
+                    "wamid": f"wamid.bulk{i:05d}",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(known)
+            ],
+        )
+    ts = int(time.time())
+    items = [status(f"wamid.bulk{i:05d}", "delivered", ts)["statuses"][0] for i in range(known)]
+    items += items[:50]  # Meta repeats itself
+    items += [status(f"wamid.later{i}", "delivered", ts)["statuses"][0] for i in range(20)]
+    payload = envelope(gateway, {"statuses": items})
+    first = await post(gateway, payload)
+    assert first.status_code == 200, first.text
+    assert first.json()["statuses"] == known
+    async with gateway.engine.connect() as conn:
+        moved = await conn.execute(
+            select(messages.c.status, func.count())
+            .where(messages.c.id.like("msg_bulk%"))
+            .group_by(messages.c.status)
+        )
+        assert {row[0]: row[1] for row in moved} == {"delivered": known}
+        steps = select(func.count()).select_from(message_events)
+        assert (
+            await conn.execute(steps.where(message_events.c.status == "delivered"))
+        ).scalar_one() == known
+        assert (
+            await conn.execute(select(func.count()).select_from(pending_statuses))
+        ).scalar_one() == 20
+    again = await post(gateway, payload)
+    assert again.status_code == 200
+    assert again.json()["statuses"] == 0
+    assert await count(gateway, message_events) == known
+    assert await count(gateway, pending_statuses) == 20
