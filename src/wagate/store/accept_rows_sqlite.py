@@ -29,6 +29,7 @@ from wagate.store.accept_rows import (
 from wagate.store.idempotency import KEY_LIFETIME, Replayed
 from wagate.store.outbox import INSERT_STEPS
 from wagate.store.outbox_lanes import INSERT_LANES, heads_of
+from wagate.store.sql import to_driver
 from wagate.store.tables import api_tokens, channels, conversations, idempotency_keys
 
 _DIALECT = sqlite.dialect()
@@ -63,11 +64,6 @@ RETURNING account_id, key
 _TOUCH = "UPDATE api_tokens SET last_used_at = ? WHERE id IN ({ids})"
 
 
-def _to_db(column: Column[Any]) -> Callable[[Any], Any]:
-    process = column.type._cached_bind_processor(_DIALECT)
-    return process if process is not None else _same
-
-
 def _from_db(column: Column[Any]) -> Callable[[Any], Any]:
     process = column.type._cached_result_processor(_DIALECT, None)
     return process if process is not None else _same
@@ -82,11 +78,11 @@ def _marks(count: int, width: int = 1) -> str:
     return ", ".join([one] * count)
 
 
-_time_to_db = _to_db(api_tokens.c.last_used_at)
+_time_to_db = to_driver(_DIALECT, api_tokens.c.last_used_at)
 _time_from_db = _from_db(api_tokens.c.last_used_at)
 _is_default = _from_db(channels.c.is_default)
 _inbound_at = _from_db(conversations.c.last_inbound_at)
-_response_to_db = _to_db(idempotency_keys.c.response)
+_response_to_db = to_driver(_DIALECT, idempotency_keys.c.response)
 _response_from_db = _from_db(idempotency_keys.c.response)
 
 

@@ -171,11 +171,10 @@ async def lock_wamids(conn: AsyncConnection, wamids: Sequence[str]) -> None:
         await conn.execute(_LOCK_WAMIDS, {"space": _WAMID_LOCK_SPACE, "wamids": sorted(wamids)})
 
 
-# Built once (the webhook receiver and the dispatcher run these many times a second).
-# What a webhook's reports run, for a few to hundreds of messages at a time: written for the
-# driver (the same SQL on SQLite and PostgreSQL) and sent as they are. Through SQLAlchemy's
-# expressions each expanding IN (...) was compiled again on every call and each inserted row
-# went through its per-row machinery: more CPU than the statements themselves (store/sql.py).
+# What a webhook's reports run (many times a second, for a few to hundreds of messages each):
+# written for the driver, the same SQL on SQLite and PostgreSQL, and sent as they are. Through
+# SQLAlchemy's expressions each expanding IN (...) was compiled again on every call and each
+# inserted row went through its per-row machinery: more CPU than the statements themselves.
 _KNOWN_WAMIDS = "SELECT id, status, wamid, channel_id FROM messages WHERE wamid IN ({})"
 _MOVE_FORWARD = (
     "UPDATE messages SET status = {mark}, updated_at = {mark} "
