@@ -10,11 +10,10 @@ stored and read are exactly those of `CoreRows`.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column
 from sqlalchemy.dialects import sqlite
 
 from wagate.store.accept_rows import (
@@ -29,7 +28,7 @@ from wagate.store.accept_rows import (
 from wagate.store.idempotency import KEY_LIFETIME, Replayed
 from wagate.store.outbox import INSERT_STEPS
 from wagate.store.outbox_lanes import INSERT_LANES, heads_of
-from wagate.store.sql import to_driver
+from wagate.store.sql import from_driver, to_driver
 from wagate.store.tables import api_tokens, channels, conversations, idempotency_keys
 
 _DIALECT = sqlite.dialect()
@@ -64,26 +63,17 @@ RETURNING account_id, key
 _TOUCH = "UPDATE api_tokens SET last_used_at = ? WHERE id IN ({ids})"
 
 
-def _from_db(column: Column[Any]) -> Callable[[Any], Any]:
-    process = column.type._cached_result_processor(_DIALECT, None)
-    return process if process is not None else _same
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
 def _marks(count: int, width: int = 1) -> str:
     one = "?" if width == 1 else "(" + ", ".join("?" * width) + ")"
     return ", ".join([one] * count)
 
 
 _time_to_db = to_driver(_DIALECT, api_tokens.c.last_used_at)
-_time_from_db = _from_db(api_tokens.c.last_used_at)
-_is_default = _from_db(channels.c.is_default)
-_inbound_at = _from_db(conversations.c.last_inbound_at)
+_time_from_db = from_driver(_DIALECT, api_tokens.c.last_used_at)
+_is_default = from_driver(_DIALECT, channels.c.is_default)
+_inbound_at = from_driver(_DIALECT, conversations.c.last_inbound_at)
 _response_to_db = to_driver(_DIALECT, idempotency_keys.c.response)
-_response_from_db = _from_db(idempotency_keys.c.response)
+_response_from_db = from_driver(_DIALECT, idempotency_keys.c.response)
 
 
 class DirectRows:

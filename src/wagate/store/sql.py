@@ -40,6 +40,12 @@ def to_driver(dialect: Dialect, column: ColumnElement[Any]) -> Callable[[Any], A
     return process if process is not None else _same
 
 
+def from_driver(dialect: Dialect, column: ColumnElement[Any]) -> Callable[[Any], Any]:
+    """What SQLAlchemy would turn a value of `column` read from this dialect's driver into."""
+    process = column.type._cached_result_processor(dialect, None)
+    return process if process is not None else _same
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -66,13 +72,12 @@ class BulkInsert:
     def _prepare(self, dialect: Dialect) -> _Prepared:
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
-            mark = "?" if dialect.paramstyle == "qmark" else "%s"
             preparer = dialect.identifier_preparer
             head = "INSERT INTO {} ({}) VALUES ".format(
                 preparer.format_table(self.table),
                 ", ".join(preparer.quote(c) for c in self.columns),
             )
-            row = "(" + ", ".join(mark for _ in self.columns) + ")"
+            row = "(" + marks(dialect, len(self.columns)) + ")"
             tail = " " + self.suffix[dialect.name] if dialect.name in self.suffix else ""
             processors = tuple(
                 self.table.c[c].type._cached_bind_processor(dialect) for c in self.columns
