@@ -19,7 +19,7 @@ from tests.support.databases import fresh_database
 from tests.support.processes import ServerProcess, cli_json, free_port, wagate_env
 from tests.support.redis import redis_url_or_skip
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.paced]
 
 TOTAL = 2000
 MPS = 100

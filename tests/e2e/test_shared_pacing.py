@@ -3,11 +3,12 @@ on PostgreSQL without Redis share it through the database, and with Redis they k
 Redis is killed and brought back (each then paces at its share, and Redis takes over again).
 
 The sandbox runs in its own process on loopback and records when each send arrived; a channel
-at 100/s must never see more than 100 in any one-second window. The workers pace at 80 % of it
+at 100/s must never see more than 100 in any one-second window. The workers pace at 85 % of it
 (`WAGATE_PACE_HEADROOM`): four processes share two cores here, and the sandbox's own stalls
-bunch its timestamps (alone 86-88 in the busiest window at 85 %; once, under the whole suite's
-load, 102); two workers each pacing alone would send 160/s. (The rates reached are printed; on a
-busy machine they fall short of the paced 80/s, as the benchmarks say.)"""
+bunch its timestamps a little; two workers each pacing alone would send 170/s. (The rates reached
+are printed; on a busy machine they fall short of the paced 85/s, as the benchmarks say.) These
+tests are marked `paced`: scripts/test runs them after the rest, alone, since beside the other
+process's browser and server tests the sandbox's stalls bunched its stamps past the limit."""
 
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ from tests.support.databases import fresh_database
 from tests.support.processes import ServerProcess, cli_json, free_port, wagate_env
 from tests.support.services import redis_server
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.paced]
 
 MPS = 100
-HEADROOM = 0.8
+HEADROOM = 0.85
 CUSTOMERS = [f"+1415555{5000 + i:04d}" for i in range(100)]
 
 
