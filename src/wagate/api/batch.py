@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from wagate.api.batch_kinds import BatchLookups, parse_item
 from wagate.api.body import read_body
-from wagate.api.deps import get_services
+from wagate.api.deps import services_of
 from wagate.api.messages import request_token
 from wagate.api.schemas import BATCH_MAX_ITEMS, BatchResult, error_responses
 from wagate.domain.errors import (
@@ -64,7 +64,7 @@ def _responses() -> dict[int | str, dict[str, Any]]:
     },
 )
 async def send_batch(request: Request) -> JSONResponse:
-    services = get_services(request)
+    services = services_of(request)
     body = await _read_json_object(request)
     if body.get("token") is not None and not isinstance(body["token"], str):
         raise ValidationFailed(

@@ -47,9 +47,15 @@ class Services:
             self.wake_dispatcher()
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """The dependency (`ServicesDep`). async: FastAPI runs a plain `def` dependency in its
+    thread pool, a thread hand-off and several turns of the event loop for every request."""
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from wagate.api.body import read_fields
-from wagate.api.deps import Services, authenticate, get_services
+from wagate.api.deps import Services, authenticate, services_of
 from wagate.api.messages import (
     answer_accept,
     request_token,
@@ -59,7 +59,7 @@ async def accept_kind(
 
 def _endpoint(kind: Kind) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def send_kind(request: Request) -> JSONResponse:
-        services = get_services(request)
+        services = services_of(request)
         fields, form = await read_fields(request)
         return await accept_kind(request, services, kind.parse, fields, form, kind.resolve)
 
@@ -97,7 +97,7 @@ async def _resolve_read(send: SendRequest, targets: AccountTargets) -> SendReque
     operation_id="mark_read",
 )
 async def mark_read(phone: str, request: Request) -> JSONResponse:
-    services = get_services(request)
+    services = services_of(request)
     fields, form = await read_fields(request)
     fields["phone"] = phone
     return await accept_kind(request, services, parse_read, fields, form, _resolve_read)

@@ -27,7 +27,7 @@ from wagate.api.deps import (
     ServicesDep,
     authenticate,
     bearer_token,
-    get_services,
+    services_of,
 )
 from wagate.api.kinds import accept_kind
 from wagate.api.messages import send_openapi
@@ -312,7 +312,7 @@ async def get_media(media_id: str, account_id: AccountDep, services: ServicesDep
     operation_id="send_media",
 )
 async def send_media(request: Request) -> JSONResponse:
-    services = get_services(request)
+    services = services_of(request)
     fields, form = await read_fields(request)
 
     async def check(send: SendRequest, targets: AccountTargets) -> SendRequest:

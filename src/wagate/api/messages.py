@@ -14,7 +14,7 @@ from wagate.api.deps import (
     ServicesDep,
     authenticate,
     bearer_token,
-    get_services,
+    services_of,
 )
 from wagate.api.request_log import note_account
 from wagate.api.schemas import (
@@ -82,7 +82,7 @@ def request_token(request: Request, fields: dict[str, Any]) -> str:
     openapi_extra=send_openapi("SendMessageBody"),
 )
 async def send_message(request: Request) -> JSONResponse:
-    return await accept_send(request, get_services(request))
+    return await accept_send(request, services_of(request))
 
 
 async def accept_send(request: Request, services: Services) -> JSONResponse:

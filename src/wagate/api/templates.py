@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from wagate.api.body import read_fields
-from wagate.api.deps import AccountDep, Services, ServicesDep, get_services
+from wagate.api.deps import AccountDep, Services, ServicesDep, services_of
 from wagate.api.messages import (
     answer_accept,
     request_token,
@@ -52,7 +52,7 @@ router = APIRouter(prefix="/v1", tags=["templates"])
     openapi_extra=send_openapi("SendTemplateBody"),
 )
 async def send_template(request: Request) -> JSONResponse:
-    services = get_services(request)
+    services = services_of(request)
     fields, form = await read_fields(request)
     token = request_token(request, fields)
     send = await _checked(services, token, fields, form, request)
