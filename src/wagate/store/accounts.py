@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Dialect, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate import secret_box
 from wagate.ids import new_id
+from wagate.store.sql import from_driver, marks
 from wagate.store.tables import accounts, api_tokens, channels
 
 TOKEN_PREFIX = "wg_"
@@ -226,25 +227,74 @@ async def list_channels(conn: AsyncConnection, *, account_id: str | None = None)
     return [channel_from_row(r) for r in result.mappings()]
 
 
+class _ChannelSelect:
+    """`SELECT <a channel's columns> FROM channels WHERE …` as the driver's SQL, for the lookups
+    every webhook and every send makes: built once per dialect, each column's conversion looked
+    up once. (Through SQLAlchemy's `select()`, building the statement, its cache key and the
+    expanding IN lists cost more CPU than the query; a signed webhook makes one or two.)"""
+
+    def __init__(self) -> None:
+        self._prepared: dict[str, tuple[str, tuple[Callable[[Any], Any], ...]]] = {}
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any], ...]]:
+        prepared = self._prepared.get(dialect.name)
+        if prepared is None:
+            quote = dialect.identifier_preparer.quote
+            head = "SELECT {} FROM {} WHERE ".format(
+                ", ".join(quote(name) for name in _CHANNEL_FIELDS),
+                dialect.identifier_preparer.format_table(channels),
+            )
+            converters = tuple(from_driver(dialect, channels.c[name]) for name in _CHANNEL_FIELDS)
+            prepared = self._prepared[dialect.name] = (head, converters)
+        return prepared
+
+    async def fetch(
+        self, conn: AsyncConnection, where: Callable[[Dialect], str], params: Sequence[Any]
+    ) -> list[Channel]:
+        """The channels matching `where` (SQL built for the dialect, with its marks)."""
+        head, converters = self._prepare(conn.dialect)
+        result = await conn.exec_driver_sql(head + where(conn.dialect), tuple(params))
+        found = []
+        for row in result:
+            fields = dict(
+                zip(
+                    _CHANNEL_FIELDS,
+                    (convert(value) for convert, value in zip(converters, row, strict=True)),
+                    strict=True,
+                )
+            )
+            found.append(channel_from_row(fields))
+        return found
+
+
+_CHANNEL_FIELDS = tuple(Channel.__dataclass_fields__)
+_SELECT_CHANNELS = _ChannelSelect()
+
+
 async def get_channel(conn: AsyncConnection, *, channel_id: str) -> Channel | None:
-    result = await conn.execute(select(channels).where(channels.c.id == channel_id))
-    row = result.mappings().first()
-    return channel_from_row(row) if row else None
+    found = await _SELECT_CHANNELS.fetch(
+        conn, lambda dialect: f"{channels.c.id.name} = {marks(dialect, 1)}", [channel_id]
+    )
+    return found[0] if found else None
 
 
 async def channels_named(
     conn: AsyncConnection, *, phone_number_ids: Sequence[str] = (), waba_ids: Sequence[str] = ()
 ) -> list[Channel]:
     """The channels with any of these phone number ids or WABA ids (both indexed)."""
-    if not phone_number_ids and not waba_ids:
+    numbers, wabas = list(phone_number_ids), list(waba_ids)
+    if not numbers and not wabas:
         return []
-    result = await conn.execute(
-        select(channels).where(
-            channels.c.phone_number_id.in_(list(phone_number_ids))
-            | channels.c.waba_id.in_(list(waba_ids))
-        )
-    )
-    return [channel_from_row(r) for r in result.mappings()]
+
+    def where(dialect: Dialect) -> str:
+        tests = []
+        if numbers:
+            tests.append(f"phone_number_id IN ({marks(dialect, len(numbers))})")
+        if wabas:
+            tests.append(f"waba_id IN ({marks(dialect, len(wabas))})")
+        return " OR ".join(tests)
+
+    return await _SELECT_CHANNELS.fetch(conn, where, numbers + wabas)
 
 
 async def channel_for_send(
