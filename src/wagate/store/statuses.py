@@ -34,17 +34,23 @@ from wagate.store.tables import (
     webhook_events,
 )
 
+_WEBHOOK = BulkInsert(webhook_events, ("received_at", "body", "inbound_count", "status_count"))
+
 
 async def store_webhook(
     conn: AsyncConnection, *, raw_body: bytes, inbound: int, statuses: int, now: datetime
 ) -> None:
-    await conn.execute(
-        webhook_events.insert().values(
-            received_at=now,
-            body=raw_body.decode("utf-8", errors="replace"),
-            inbound_count=inbound,
-            status_count=statuses,
-        )
+    """The raw body as Meta sent it (one per signed POST; driver SQL: see `BulkInsert`)."""
+    await _WEBHOOK.execute(
+        conn,
+        [
+            {
+                "received_at": now,
+                "body": raw_body.decode("utf-8", errors="replace"),
+                "inbound_count": inbound,
+                "status_count": statuses,
+            }
+        ],
     )
 
 
