@@ -3,12 +3,15 @@ called directly in this process (no sockets, no other process), so the figure is
 work and not the HTTP server's or the load generator's.
 
     .venv/bin/python benchmarks/bench_inprocess.py [--requests 2000] [--reports 100,1]
-        [--profile healthz|webhook|reports]
+        [--profile healthz|send|webhook|reports]
 
 It starts the gateway as the test suite does (tests/support/harness.py: SQLite in a temporary
 folder, the sandbox mounted, the dispatcher off) and measures, each after 100 to warm up:
 
 - `GET /healthz`: the routing and middleware every request pays;
+- `POST /v1/messages`: one text message to a customer whose window is open, alone (each
+  request commits on its own, as a lone client's does): parsing, checks, the transaction and
+  its fsync (wall time counts the fsync; CPU time what the kernel spends on it too);
 - a signed status webhook with one status (for a wamid not recorded yet, so it is parked): the
   webhook's lookups, its transaction and its statements;
 - `apply_reports` (store/statuses.py) in its own write transaction, N new `delivered` reports a
@@ -124,6 +127,24 @@ async def webhook(gateway: Harness) -> Callable[[], Awaitable[int]]:
     return lambda: call(gateway.app, "POST", "/webhooks/whatsapp", raw, headers)
 
 
+async def send(gateway: Harness) -> Callable[[], Awaitable[int]]:
+    """A lone `POST /v1/messages` (the customer wrote first, so the window is open)."""
+    phone = "+14155552671"
+    await gateway.reply(phone, text="hi")
+    raw = json.dumps({"phone": phone, "message": "Your order has shipped."}).encode()
+    headers = [
+        (b"authorization", f"Bearer {gateway.token}".encode()),
+        (b"content-type", b"application/json"),
+    ]
+
+    async def post() -> int:
+        status = await call(gateway.app, "POST", "/v1/messages", raw, headers)
+        assert status == 202, status
+        return status
+
+    return post
+
+
 async def reports(gateway: Harness, size: int, calls: int) -> Callable[[], Awaitable[Any]]:
     """`apply_reports` of `size` new reports a call, on messages stored here first."""
     channel = await gateway.sandbox_channel()
@@ -171,11 +192,14 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> None:
     async with running_gateway(url, data_dir, run_dispatcher=False) as gateway:
         work: dict[str, tuple[Callable[[], Awaitable[Any]], int, int]] = {
             "healthz": (lambda: call(gateway.app, "GET", "/healthz"), args.requests, 1),
+            "send": (await send(gateway), args.requests, 1),
             "webhook": (await webhook(gateway), args.requests, 1),
         }
-        for size in args.sizes:
+        for size in args.sizes if not args.only or "reports" in args.only else ():
             calls = max(20, args.requests // max(size, 1) // 5)
             work[f"reports {size}"] = (await reports(gateway, size, calls), calls, size)
+        if args.only:
+            work = {name: w for name, w in work.items() if name.split()[0] in args.only}
         rows = [await timed(name, count, fn, per) for name, (fn, count, per) in work.items()]
         print("\n| what | wall µs | CPU µs | CPU µs per request or report |\n|---|---|---|---|")
         for row in rows:
@@ -188,16 +212,20 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> None:
             for _ in range(min(count, 500)):
                 await fn()
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests a measurement")
     parser.add_argument("--reports", default="100,1", help="report batch sizes")
-    parser.add_argument("--profile", choices=("healthz", "webhook", "reports"))
+    parser.add_argument("--profile", choices=("healthz", "send", "webhook", "reports"))
+    parser.add_argument("--only", default="", help="measure only these: healthz,send,webhook")
+    parser.add_argument("--sort", default="tottime", help="cProfile's order: tottime, cumtime")
+    parser.add_argument("--top", type=int, default=25, help="functions printed")
     args = parser.parse_args()
     args.sizes = [int(n) for n in args.reports.split(",") if n]
+    args.only = {name for name in args.only.split(",") if name}
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="wagate-bench-") as folder:
         asyncio.run(measure(args, Path(folder)))
