@@ -15,10 +15,11 @@ The sender's side (claims by account, backoff, recording attempts) is store/call
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import (
@@ -31,6 +32,7 @@ from wagate.domain.callbacks import (
 from wagate.domain.models import InboundMessage
 from wagate.ids import new_id
 from wagate.store import callback_lanes
+from wagate.store.sql import from_driver, marks
 from wagate.store.tables import accounts, callback_deliveries, messages
 
 if TYPE_CHECKING:
@@ -45,20 +47,23 @@ _LANE_LOCK_SPACE = 0x77616763
 # --------------------------------------------------------------------------- queueing events
 
 
-# Built once: it runs for every batch of status changes.
+# Driver SQL (the same on both dialects; `{}`: the ids' marks): it runs for every batch of
+# status changes, and SQLAlchemy compiled its expanding IN (...) again on every call.
 _CALLED_BACK = (
-    select(
-        messages.c.id,
-        messages.c.account_id,
-        messages.c.phone,
-        messages.c.wamid,
-        messages.c.metadata,
-    )
-    .join(accounts, accounts.c.id == messages.c.account_id)
-    .where(
-        messages.c.id.in_(bindparam("ids", expanding=True)), accounts.c.callback_url.is_not(None)
-    )
+    "SELECT m.id, m.account_id, m.phone, m.wamid, m.metadata FROM messages m"
+    " JOIN accounts a ON a.id = m.account_id"
+    " WHERE m.id IN ({}) AND a.callback_url IS NOT NULL"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _CalledBack:
+    """A message whose account takes callbacks: what its status events carry."""
+
+    account_id: str
+    phone: str
+    wamid: str | None
+    metadata: dict[str, Any] | None
 
 
 async def enqueue_status_events(
@@ -69,10 +74,14 @@ async def enqueue_status_events(
     if not changes:
         return 0
     ids = list(dict.fromkeys(c.message_id for c in changes))
-    found: dict[str, Any] = {}
+    found: dict[str, _CalledBack] = {}
+    metadata_from = from_driver(conn.dialect, messages.c.metadata)
     for i in range(0, len(ids), _CHUNK):
-        rows = await conn.execute(_CALLED_BACK, {"ids": ids[i : i + _CHUNK]})
-        found.update({r.id: r for r in rows})
+        chunk = tuple(ids[i : i + _CHUNK])
+        sql = _CALLED_BACK.format(marks(conn.dialect, len(chunk)))
+        rows: Sequence[Any] = (await conn.exec_driver_sql(sql, chunk)).all()
+        for message_id, account_id, phone, wamid, metadata in rows:
+            found[message_id] = _CalledBack(account_id, phone, wamid, metadata_from(metadata))
     events = []
     for change in changes:
         message = found.get(change.message_id)

@@ -9,18 +9,19 @@ is claimable again when it ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
 from wagate.store import outbox_lanes
-from wagate.store.sql import BulkInsert
+from wagate.store.sql import BulkInsert, marks, to_driver
 from wagate.store.statuses import StatusChange, apply_parked, lock_wamids
 from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
 
@@ -38,25 +39,16 @@ _LEASE = (
 )
 
 
-# Built once: at a paced channel's rate these run for every few sends, and building and keying
-# the expressions each time cost more than executing them.
+# What recording a send runs (for every few sends at a paced channel's rate): written for the
+# driver, the same SQL on SQLite and PostgreSQL, as store/statuses.py's reports are. Through
+# SQLAlchemy each expanding IN (...) was compiled again on every call and each row went through
+# its per-row machinery, which cost more than the statements.
 _RELEASE = (
-    delete(outbox)
-    .where(
-        outbox.c.message_id.in_(bindparam("ids", expanding=True)),
-        outbox.c.lease_owner == bindparam("owner"),
-    )
-    .returning(outbox.c.message_id)
+    "DELETE FROM outbox WHERE message_id IN ({ids}) AND lease_owner = {mark} RETURNING message_id"
 )
 _MARK_SENT = (
-    update(messages)
-    .where(messages.c.id == bindparam("b_id"))
-    .values(
-        status=Status.ACCEPTED.value,
-        wamid=bindparam("b_wamid"),
-        updated_at=bindparam("b_now", type_=UTCDateTime),
-        attempts=messages.c.attempts + 1,
-    )
+    "UPDATE messages SET status = {mark}, wamid = {mark}, updated_at = {mark}, "
+    "attempts = attempts + 1 WHERE id = {mark}"
 )
 # A status step without an error (queued, accepted): also written by store/accepts.py.
 INSERT_STEPS = BulkInsert(message_events, ("message_id", "status", "occurred_at", "recorded_at"))
@@ -181,13 +173,13 @@ async def _release(conn: AsyncConnection, owner: str, ids: list[str]) -> set[str
     """Remove our leased rows from the outbox; returns the ids that were still ours."""
     if not ids:
         return set()
-    result = await conn.execute(_RELEASE, {"ids": ids, "owner": owner})
-    return {r.message_id for r in result}
+    dialect = conn.dialect
+    sql = _RELEASE.format(ids=marks(dialect, len(ids)), mark=marks(dialect, 1))
+    result = await conn.exec_driver_sql(sql, (*ids, owner))
+    return {message_id for (message_id,) in result}
 
 
-_WAMIDS_TAKEN = select(messages.c.wamid, messages.c.id).where(
-    messages.c.wamid.in_(bindparam("wamids", expanding=True))
-)
+_WAMIDS_TAKEN = "SELECT wamid, id FROM messages WHERE wamid IN ({})"
 
 
 async def _unclaimed_wamids(
@@ -201,8 +193,10 @@ async def _unclaimed_wamids(
     go out again, and again (and statuses for one wamid could not be told apart anyway)."""
     if not any(o.wamid for o in sent):
         return sent, []
-    rows = await conn.execute(_WAMIDS_TAKEN, {"wamids": list({o.wamid for o in sent if o.wamid})})
-    taken = {r.wamid: r.id for r in rows}
+    wamids = list({o.wamid for o in sent if o.wamid})
+    sql = _WAMIDS_TAKEN.format(marks(conn.dialect, len(wamids)))
+    rows: Sequence[Any] = (await conn.exec_driver_sql(sql, tuple(wamids))).all()
+    taken: dict[str, str] = {wamid: message_id for wamid, message_id in rows}
     clean: list[Sent] = []
     clashing: list[Failed] = []
     for o in sent:
@@ -250,8 +244,11 @@ async def record_outcomes(
     left += ours
     sent = [o for o in sent if o.message_id in ours]
     if sent:
-        await conn.execute(
-            _MARK_SENT, [{"b_id": o.message_id, "b_wamid": o.wamid, "b_now": now} for o in sent]
+        dialect = conn.dialect
+        at = to_driver(dialect, messages.c.updated_at)(now)
+        await conn.exec_driver_sql(
+            _MARK_SENT.format(mark=marks(dialect, 1)),
+            [(Status.ACCEPTED.value, o.wamid, at, o.message_id) for o in sent],
         )
         await INSERT_STEPS.execute(
             conn,

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wagate.store.sql import BulkInsert
+from wagate.store.sql import BulkInsert, marks
 from wagate.store.tables import UTCDateTime, outbox_lanes
 
 # A lease holds up to its last instant: the lane is due again just after it (times are kept to
@@ -86,16 +86,18 @@ _NEXT_HEAD = (
     "(SELECT MIN(n.message_id) FROM outbox n"
     " WHERE n.channel_id = outbox_lanes.channel_id AND n.phone = outbox_lanes.phone)"
 )
-_DROP_EMPTY = text(
-    "DELETE FROM outbox_lanes WHERE head_id IN :ids AND NOT EXISTS ("
+# Driver SQL (the same on both dialects; `{}`: the ids' marks): they run with every recorded
+# send, and SQLAlchemy compiled each expanding IN (...) again on every call.
+_DROP_EMPTY = (
+    "DELETE FROM outbox_lanes WHERE head_id IN ({}) AND NOT EXISTS ("
     " SELECT 1 FROM outbox n WHERE n.channel_id = outbox_lanes.channel_id"
     " AND n.phone = outbox_lanes.phone)"
-).bindparams(bindparam("ids", expanding=True))
-_MOVE_ON = text(
+)
+_MOVE_ON = (
     f"UPDATE outbox_lanes SET head_id = {_NEXT_HEAD},"
     f" due_at = (SELECT o.available_at FROM outbox o WHERE o.message_id = {_NEXT_HEAD})"
-    " WHERE head_id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
+    " WHERE head_id IN ({})"
+)
 _POSTPONE = text("UPDATE outbox_lanes SET due_at = :due_at WHERE head_id = :head_id").bindparams(
     bindparam("due_at", type_=UTCDateTime)
 )
@@ -146,9 +148,10 @@ async def move_on(conn: AsyncConnection, left: Sequence[str]) -> None:
     message, or go when none is left."""
     if not left:
         return
-    ids = list(left)
-    await conn.execute(_DROP_EMPTY, {"ids": ids})
-    await conn.execute(_MOVE_ON, {"ids": ids})
+    ids = tuple(left)
+    places = marks(conn.dialect, len(ids))
+    await conn.exec_driver_sql(_DROP_EMPTY.format(places), ids)
+    await conn.exec_driver_sql(_MOVE_ON.format(places), ids)
 
 
 async def postpone(conn: AsyncConnection, retries: Sequence[tuple[str, datetime]]) -> None:

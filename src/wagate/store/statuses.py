@@ -24,7 +24,7 @@ from wagate.store import callbacks as callback_store
 from wagate.store.accounts import Channel
 from wagate.store.media import queue_inbound_download
 from wagate.store.messages import last_inbound_at
-from wagate.store.sql import BulkInsert, insert_ignore, marks, to_driver
+from wagate.store.sql import BulkInsert, from_driver, insert_ignore, marks, to_driver
 from wagate.store.tables import (
     conversations,
     inbound_messages,
@@ -205,9 +205,12 @@ _EVENTS = BulkInsert(
     ),
     suffix=dict.fromkeys(("sqlite", "postgresql"), _IGNORE.format("message_id, status")),
 )
-_PARKED = select(pending_statuses).where(
-    pending_statuses.c.wamid.in_(bindparam("wamids", expanding=True))
+# Run with every recorded send (driver SQL, as above; `{}`: the wamids' marks).
+_PARKED = (
+    "SELECT channel_id, wamid, status, occurred_at, errors FROM pending_statuses "
+    "WHERE wamid IN ({})"
 )
+_UNPARK = "DELETE FROM pending_statuses WHERE wamid IN ({})"
 
 
 async def apply_reports(
@@ -381,22 +384,21 @@ async def apply_parked(
     """Apply reports that arrived before we recorded their wamids (just recorded now)."""
     if not wamids:
         return []
-    rows = await conn.execute(_PARKED, {"wamids": list(wamids)})
-    parked = [
-        Report(
-            r["channel_id"],
-            r["wamid"],
-            Status(r["status"]),
-            r["occurred_at"],
-            _errors_from_json(r["errors"]),
-        )
-        for r in rows.mappings()
-    ]
-    if not parked:
+    dialect = conn.dialect
+    asked = tuple(wamids)
+    rows: Sequence[Any] = (
+        await conn.exec_driver_sql(_PARKED.format(marks(dialect, len(asked))), asked)
+    ).all()
+    if not rows:
         return []
-    await conn.execute(
-        delete(pending_statuses).where(pending_statuses.c.wamid.in_({p.wamid for p in parked}))
-    )
+    occurred = from_driver(dialect, pending_statuses.c.occurred_at)
+    errors = from_driver(dialect, pending_statuses.c.errors)
+    parked = [
+        Report(channel_id, wamid, Status(status), occurred(at), _errors_from_json(errors(raw)))
+        for channel_id, wamid, status, at, raw in rows
+    ]
+    found = tuple({p.wamid for p in parked})
+    await conn.exec_driver_sql(_UNPARK.format(marks(dialect, len(found))), found)
     return await apply_reports(conn, parked, now=now)
 
 
