@@ -155,6 +155,38 @@ async def test_signed_garbage_is_a_clear_400(gateway: Harness) -> None:
     assert shared.json()["error"]["code"] == "invalid_signature"
 
 
+async def test_an_event_naming_only_its_waba_is_checked_against_that_wabas_secret(
+    gateway: Harness,
+) -> None:
+    """Meta's account-level events (a template's review, say) name no number, only the WABA in
+    `entry[].id`: on the shared path the signature is checked against that WABA's channels."""
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": gateway.identity.waba_id,
+                "time": int(time.time()),
+                "changes": [
+                    {
+                        "field": "message_template_status_update",
+                        "value": {"event": "APPROVED", "message_template_name": "order_update"},
+                    }
+                ],
+            }
+        ],
+    }
+    accepted = await post(gateway, payload)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"success": True, "inbound": 0, "statuses": 0}
+    assert await count(gateway, webhook_events) == 1
+    refused = await post(gateway, payload, secret="another-apps-secret")
+    assert refused.status_code == 401
+    other_waba = {**payload, "entry": [{**payload["entry"][0], "id": "999999999999999"}]}
+    unknown = await post(gateway, other_waba)
+    assert unknown.status_code == 401
+    assert await count(gateway, webhook_events) == 1
+
+
 async def test_a_batch_is_applied_whole_and_duplicates_once(gateway: Harness) -> None:
     now = int(time.time())
     payload = envelope(
