@@ -3,7 +3,8 @@ called directly in this process (no sockets, no other process), so the figure is
 work and not the HTTP server's or the load generator's.
 
     .venv/bin/python benchmarks/bench_inprocess.py [--requests 2000] [--reports 100,1]
-        [--profile healthz|send|webhook|reports]
+        [--only healthz,send,webhook,reports] [--profile healthz|send|webhook|reports]
+        [--sort tottime|cumtime] [--top 25]
 
 It starts the gateway as the test suite does (tests/support/harness.py: SQLite in a temporary
 folder, the sandbox mounted, the dispatcher off) and measures, each after 100 to warm up:
@@ -19,7 +20,9 @@ folder, the sandbox mounted, the dispatcher off) and measures, each after 100 to
 
 Reported: wall time and this process's CPU time per request (or call, and per report). No
 target: it says where a change moves the cost; compare before/after alternately on one machine.
-`--profile` prints cProfile's top functions for one of them.
+`--profile` prints cProfile's top functions for one of them. For a figure that does not depend
+on what else the machine does, count instructions under callgrind for two `--requests` and take
+the difference (benchmarks/README.md, "A seventh host").
 """
 
 from __future__ import annotations
