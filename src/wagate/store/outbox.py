@@ -14,28 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wagate.domain.callbacks import StatusError
 from wagate.domain.models import Status
 from wagate.store import callbacks as callback_store
 from wagate.store import outbox_lanes
-from wagate.store.sql import BulkInsert, marks, to_driver
+from wagate.store.sql import BulkInsert, from_driver, marks, to_driver
 from wagate.store.statuses import StatusChange, apply_parked, lock_wamids
-from wagate.store.tables import UTCDateTime, conversations, message_events, messages, outbox
+from wagate.store.tables import conversations, message_events, messages, outbox
 
 # The claim itself is store/outbox_lanes.py's: the next due lanes, leased. Their heads' outbox
 # rows take the lease too (the owner is what `record_outcomes` checks), and count the attempt.
+# Driver SQL, the same on both dialects (see `_RELEASE` below).
 _LEASE = (
-    update(outbox)
-    .where(outbox.c.message_id.in_(bindparam("ids", expanding=True)))
-    .values(
-        lease_until=bindparam("lease_until", type_=UTCDateTime),
-        lease_owner=bindparam("owner"),
-        attempts=outbox.c.attempts + 1,
-    )
-    .returning(outbox.c.message_id, outbox.c.channel_id, outbox.c.phone, outbox.c.attempts)
+    "UPDATE outbox SET lease_until = {mark}, lease_owner = {mark}, attempts = attempts + 1 "
+    "WHERE message_id IN ({ids}) RETURNING message_id, channel_id, phone, attempts"
 )
 
 
@@ -54,29 +49,13 @@ _MARK_SENT = (
 INSERT_STEPS = BulkInsert(message_events, ("message_id", "status", "occurred_at", "recorded_at"))
 
 
-# What sending a claimed message needs (built once; it runs with every claim).
-_QUOTED = messages.alias("quoted")
+# What sending a claimed message needs (it runs with every claim; driver SQL, `{}`: the ids'
+# marks). Only the account's own message can be quoted: another's id quotes nothing.
 _CLAIMED_CONTENT = (
-    select(
-        messages.c.id,
-        messages.c.type,
-        messages.c.content,
-        messages.c.reply_to,
-        _QUOTED.c.wamid.label("quoted_wamid"),
-        conversations.c.last_inbound_at,
-    )
-    .select_from(
-        # Only the account's own message can be quoted: another's id quotes nothing.
-        messages.outerjoin(
-            _QUOTED,
-            (_QUOTED.c.id == messages.c.reply_to) & (_QUOTED.c.account_id == messages.c.account_id),
-        ).outerjoin(
-            conversations,
-            (conversations.c.channel_id == messages.c.channel_id)
-            & (conversations.c.phone == messages.c.phone),
-        )
-    )
-    .where(messages.c.id.in_(bindparam("ids", expanding=True)))
+    "SELECT m.id, m.type, m.content, m.reply_to, q.wamid, c.last_inbound_at FROM messages m"
+    " LEFT OUTER JOIN messages q ON q.id = m.reply_to AND q.account_id = m.account_id"
+    " LEFT OUTER JOIN conversations c ON c.channel_id = m.channel_id AND c.phone = m.phone"
+    " WHERE m.id IN ({})"
 )
 
 
@@ -101,8 +80,14 @@ async def claim(
     if not lanes:
         return []
     heads = [lane.head_id for lane in lanes]
-    result = await conn.execute(_LEASE, {"ids": heads, "lease_until": lease_until, "owner": owner})
-    claimed = {r.message_id: r for r in result}
+    dialect = conn.dialect
+    leased: Sequence[Any] = (
+        await conn.exec_driver_sql(
+            _LEASE.format(mark=marks(dialect, 1), ids=marks(dialect, len(heads))),
+            (to_driver(dialect, outbox.c.lease_until)(lease_until), owner, *heads),
+        )
+    ).all()
+    claimed = {message_id: (channel_id, phone, n) for message_id, channel_id, phone, n in leased}
     missing = [h for h in heads if h not in claimed]
     if missing:
         # A lane naming a message that is no longer queued (nothing removes outbox rows behind
@@ -110,23 +95,28 @@ async def claim(
         await outbox_lanes.move_on(conn, missing)
     if not claimed:
         return []
-    rows = await conn.execute(_CLAIMED_CONTENT, {"ids": list(claimed)})
+    ids = tuple(claimed)
+    rows: Sequence[Any] = (
+        await conn.exec_driver_sql(_CLAIMED_CONTENT.format(marks(dialect, len(ids))), ids)
+    ).all()
+    content_from = from_driver(dialect, messages.c.content)
+    inbound_from = from_driver(dialect, conversations.c.last_inbound_at)
     out = []
-    for m in rows:
-        c = claimed[m.id]
-        reply_to_wamid = m.reply_to
-        if m.reply_to and m.reply_to.startswith("msg_"):
-            reply_to_wamid = m.quoted_wamid  # None until that message has been sent
+    for message_id, type_, content, reply_to, quoted_wamid, last_inbound_at in rows:
+        channel_id, phone, attempts = claimed[message_id]
+        reply_to_wamid = reply_to
+        if reply_to and reply_to.startswith("msg_"):
+            reply_to_wamid = quoted_wamid  # None until that message has been sent
         out.append(
             Claim(
-                message_id=m.id,
-                channel_id=c.channel_id,
-                phone=c.phone,
-                attempts=c.attempts,
-                type=m.type,
-                content=m.content,
+                message_id=message_id,
+                channel_id=channel_id,
+                phone=phone,
+                attempts=attempts,
+                type=type_,
+                content=content_from(content),
                 reply_to_wamid=reply_to_wamid,
-                last_inbound_at=m.last_inbound_at,
+                last_inbound_at=inbound_from(last_inbound_at),
             )
         )
     out.sort(key=lambda c: c.message_id)
