@@ -32,6 +32,7 @@ import httpx
 
 from wagate.domain.models import MetaError
 from wagate.egress import AnswerTooLarge, EgressRefused
+from wagate.egress.transport import EgressTransport
 
 GRAPH_API_VERSION = "v23.0"
 MAX_WAMID = 255  # the column that keeps it
@@ -145,6 +146,8 @@ class CloudClient:
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
+        # Over the egress transport a built request goes to it directly (see EgressClient).
+        self._egress: EgressTransport | None = getattr(http, "egress", None)
         self._urls: dict[tuple[str, str, str], httpx.URL] = {}
         # The client's own headers (User-Agent, Accept-Encoding, ...) but Accept, merged once:
         # `AsyncClient.post` merges URL, headers and cookies anew for every request, which was
@@ -188,7 +191,7 @@ class CloudClient:
             extensions={"timeout": self._http.timeout.as_dict()},
         )
         try:
-            response = await self._http.send(request)
+            response = await self._send(request)
         except httpx.HTTPError as exc:
             raise network_error(exc, access_token) from None
 
@@ -200,6 +203,19 @@ class CloudClient:
                 return _parse_receipt(response, access_token)
             return _parse_success(response, access_token)
         raise _parse_error(response, access_token)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """The answer, read whole (within the transport's size cap and deadline)."""
+        if self._egress is None:
+            return await self._http.send(request)
+        if self._http.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = await self._egress.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
 
 def messages_url(graph_url: str, version: str, phone_number_id: str) -> str:
